@@ -1,0 +1,3 @@
+from policyclf.cli import main
+
+main()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from policyclf.cli import app, handle_errors
+
+
+@app.command("predict")
+@handle_errors
+def predict_cli(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="passage .jsonl, a document, or a folder of documents"),
+    output: Path = typer.Option(..., "-o", "--output", help="output .jsonl or .csv"),
+    model: Path = typer.Option(None, "--model", help="model directory (default: the shipped model)"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    force: bool = typer.Option(False, "--force", help="overwrite OUTPUT"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Label passages: one output line (or CSV row) per passage with all seven scores."""
+    from policyclf.predict import predict
+
+    res = predict(input_path, output, model, force=force, batch_size=batch_size, progress=not quiet)
+    for path, reason in res.errors:
+        typer.echo(f"skipped: {reason}", err=True)
+    docs = f" from {res.documents} document(s)" if res.documents else ""
+    typer.echo(f"{res.passages} passages{docs} labelled → {res.output}"
+               + (f"; {len(res.errors)} file(s) skipped" if res.errors else ""))

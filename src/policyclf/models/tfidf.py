@@ -1,0 +1,188 @@
+"""TF-IDF baseline: character 1–3-grams + jieba words, one-vs-rest logistic regression.
+
+Saved with skops and loaded against an explicit list of trusted types: no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyclf.errors import ModelError
+from policyclf.models.base import BaseClassifier, labels_to_matrix
+from policyclf.thresholds import tune_thresholds
+
+WEIGHTS_FILE = "tfidf.skops"
+# Everything a saved baseline may contain; load refuses any other type.
+TRUSTED_TYPES = [
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.dtype",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+]
+
+
+def jieba_words(text: str) -> str:
+    """Space-joined jieba tokens (so the saved vectorizer needs no custom tokenizer callable)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return " ".join(t for t in jieba.lcut(text) if t.strip())
+
+
+class TfidfClassifier(BaseClassifier):
+    """Character n-gram + word TF-IDF features, class-weighted logistic regression per category.
+
+    Args:
+        char_ngram_max: longest character n-gram (from 1).
+        use_words: add jieba word unigrams and bigrams.
+        C: inverse regularisation strength of the logistic regressions.
+        max_features: vocabulary cap per vectorizer.
+        threshold_folds: inner cross-validation folds for tuning per-category thresholds.
+        seed: random seed for the folds.
+    """
+
+    backend = "tfidf"
+
+    def __init__(self, char_ngram_max: int = 3, use_words: bool = True, C: float = 4.0,
+                 max_features: int = 200_000, threshold_folds: int = 5, seed: int = 13) -> None:
+        self.char_ngram_max = char_ngram_max
+        self.use_words = use_words
+        self.C = C
+        self.max_features = max_features
+        self.threshold_folds = threshold_folds
+        self.seed = seed
+
+    def params(self) -> dict[str, Any]:
+        return {"char_ngram_max": self.char_ngram_max, "use_words": self.use_words, "C": self.C,
+                "max_features": self.max_features, "threshold_folds": self.threshold_folds,
+                "seed": self.seed}
+
+    # ------------------------------------------------------------ fitting
+    def _features(self, texts: Sequence[str], fit: bool):
+        from scipy.sparse import hstack
+
+        if fit:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            self.char_vectorizer_ = TfidfVectorizer(
+                analyzer="char", ngram_range=(1, self.char_ngram_max), sublinear_tf=True,
+                min_df=2, max_features=self.max_features)
+            self.char_vectorizer_.fit(texts)
+            if self.use_words:
+                self.word_vectorizer_ = TfidfVectorizer(
+                    analyzer="word", token_pattern=r"(?u)\S+", ngram_range=(1, 2),
+                    sublinear_tf=True, min_df=2, max_features=self.max_features)
+                self.word_vectorizer_.fit([jieba_words(t) for t in texts])
+        blocks = [self.char_vectorizer_.transform(texts)]
+        if self.use_words:
+            blocks.append(self.word_vectorizer_.transform([jieba_words(t) for t in texts]))
+        return hstack(blocks).tocsr()
+
+    def _fit_heads(self, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.linear_model import LogisticRegression
+
+        coef = np.zeros((y.shape[1], x.shape[1]))
+        intercept = np.zeros(y.shape[1])
+        for j in range(y.shape[1]):
+            pos = y[:, j].mean()
+            if pos in (0.0, 1.0):  # one class only: a constant score
+                intercept[j] = 20.0 if pos == 1.0 else -20.0
+                continue
+            clf = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear",
+                                     max_iter=2000, random_state=self.seed)
+            clf.fit(x, y[:, j])
+            coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
+        return coef, intercept
+
+    def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
+            groups: Sequence[str] | None = None) -> "TfidfClassifier":
+        """Fit on passages and their category lists; thresholds from inner cross-validation.
+
+        Args:
+            groups: document ids; inner folds keep each document in one fold.
+        """
+        texts = list(texts)
+        if not texts:
+            raise ModelError("no training passages")
+        y = labels_to_matrix(labels, self.labels)
+        oof = self.out_of_fold_scores(texts, y, groups)
+        self.thresholds_ = tune_thresholds(y, oof)
+        from policyclf.metrics import macro_f1, micro_f1
+
+        pred = oof >= self.thresholds_
+        self.validation_ = {"method": f"{self.threshold_folds}-fold inner CV, out-of-fold scores "
+                                      "(thresholds tuned on the same scores: optimistic)",
+                            "macro_f1": macro_f1(y, pred), "micro_f1": micro_f1(y, pred)}
+        x = self._features(texts, fit=True)
+        self.coef_, self.intercept_ = self._fit_heads(x, y)
+        return self
+
+    def out_of_fold_scores(self, texts: list[str], y: np.ndarray, groups: Sequence[str] | None) -> np.ndarray:
+        """Scores of each passage from a model fitted without its fold (for threshold tuning)."""
+        from sklearn.model_selection import GroupKFold, KFold
+
+        oof = np.zeros(y.shape, dtype=np.float64)
+        n_groups = len(set(groups)) if groups is not None else len(texts)
+        folds = min(self.threshold_folds, n_groups)
+        if folds < 2:
+            return np.full(y.shape, 0.5)
+        if groups is not None:
+            splits = GroupKFold(n_splits=folds).split(texts, groups=list(groups))
+        else:
+            splits = KFold(n_splits=folds, shuffle=True, random_state=self.seed).split(texts)
+        for train_idx, test_idx in splits:
+            inner = TfidfClassifier(**self.params())
+            x_train = inner._features([texts[i] for i in train_idx], fit=True)
+            inner.coef_, inner.intercept_ = inner._fit_heads(x_train, y[train_idx])
+            oof[test_idx] = inner.predict_proba([texts[i] for i in test_idx])
+        return oof
+
+    # ------------------------------------------------------------ inference
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 7) probabilities, columns in codebook order."""
+        if not hasattr(self, "coef_"):
+            raise ModelError("the model is not fitted")
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)))
+        x = self._features(list(texts), fit=False)
+        z = np.asarray(x @ self.coef_.T) + self.intercept_
+        return 1.0 / (1.0 + np.exp(-z))
+
+    # ------------------------------------------------------------ persistence
+    def _save_weights(self, directory: Path) -> None:
+        import skops.io as sio
+
+        state = {"char_vectorizer": self.char_vectorizer_, "coef": self.coef_, "intercept": self.intercept_}
+        if self.use_words:
+            state["word_vectorizer"] = self.word_vectorizer_
+        sio.dump(state, directory / WEIGHTS_FILE)
+
+    def _load_weights(self, directory: Path) -> None:
+        import skops.io as sio
+
+        path = directory / WEIGHTS_FILE
+        if not path.is_file():
+            raise ModelError(f"{directory}: missing {WEIGHTS_FILE}")
+        try:
+            untrusted = sio.get_untrusted_types(file=path)
+        except Exception as exc:
+            raise ModelError(f"{path}: not a readable skops file ({exc})") from exc
+        unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        if unexpected:
+            raise ModelError(f"{path}: refuses to load untrusted types {unexpected}")
+        state = sio.load(path, trusted=[t for t in untrusted])
+        self.char_vectorizer_ = state["char_vectorizer"]
+        self.coef_ = np.asarray(state["coef"])
+        self.intercept_ = np.asarray(state["intercept"])
+        if self.use_words:
+            self.word_vectorizer_ = state["word_vectorizer"]

@@ -1,0 +1,304 @@
+"""Turning a raw document (txt, md, docx, html, pdf) into passages cut the way the corpus is cut.
+
+Regulations become one passage per article (第X条 with all its paragraphs); other text becomes
+one passage per paragraph, and paragraphs over 300 characters are cut at sentence ends into
+chunks of at most 300 characters. Traditional characters pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from policyclf.errors import DocumentError
+
+MAX_CHUNK = 300
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".docx", ".html", ".htm", ".pdf")
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+_NUM = "一二三四五六七八九十百千零〇两0-9０-９"
+ARTICLE_RE = re.compile(rf"^第[{_NUM}]+条(?:[\s　]|$)")
+CHAPTER_RE = re.compile(rf"^第[{_NUM}]+[编章节](?:[\s　]|$)")
+SECTION_RE = re.compile(r"^(?:[一二三四五六七八九十]+、|（[一二三四五六七八九十]+）)")
+SENTENCE_END = "。；！？!?;"
+_SENTENCE_RE = re.compile(rf"[^{SENTENCE_END}]*[{SENTENCE_END}」”’）)]*")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One passage of a document: 1-based order, the chapter/section heading above it, its text."""
+
+    seq: int
+    heading: str
+    text: str
+
+
+# ---------------------------------------------------------------- reading
+
+def _plausible_text(text: str) -> bool:
+    """True if ``text`` looks like human-readable text rather than decoded binary junk."""
+    if not text:
+        return True
+    sample = text[:20000]
+    bad = sum(1 for ch in sample if (unicodedata.category(ch) in ("Cc", "Co", "Cn", "Cs")
+                                    and ch not in "\n\r\t\f") or ch == "\ufffd")
+    return bad / len(sample) < 0.01
+
+
+def decode_bytes(raw: bytes, name: str = "<bytes>") -> str:
+    """Decode document bytes: BOMs, UTF-8, UTF-16, GB18030/GBK (also line by line, for files of
+    mixed encodings), then charset detection.
+
+    Raises:
+        DocumentError: if no decoding gives plausible text (e.g. binary data with a .txt name).
+    """
+    for bom, enc in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                     (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(enc)
+            except UnicodeDecodeError as exc:
+                raise DocumentError(f"{name}: starts with a {enc} byte-order mark but is not valid {enc}") from exc
+    candidates: list[str] = []
+    try:
+        candidates.append(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        if raw.count(b"\x00") > len(raw) // 8:  # UTF-16 without a BOM has many zero bytes
+            for enc in ("utf-16-le", "utf-16-be"):
+                try:
+                    candidates.append(raw.decode(enc))
+                except UnicodeDecodeError:
+                    pass
+        lines = []
+        for line in raw.splitlines(keepends=True):
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(line.decode("gb18030", errors="replace"))
+        candidates.append("".join(lines))
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(raw[:200_000]).best()
+        if best is not None:
+            candidates.append(raw.decode(best.encoding, errors="replace"))
+    for text in candidates:
+        if "\x00" not in text and _plausible_text(text):
+            return text
+    raise DocumentError(f"{name}: does not look like text in a known encoding (binary data?)")
+
+
+def _read_docx(path: Path) -> str:
+    import zipfile
+
+    from docx import Document
+
+    try:
+        doc = Document(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise DocumentError(f"{path}: not a readable .docx file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # python-docx raises assorted lxml/package errors on corrupt files
+        raise DocumentError(f"{path}: corrupt .docx file ({type(exc).__name__}: {exc})") from exc
+    parts = [p.text for p in doc.paragraphs]
+    for table in doc.tables:
+        for row in table.rows:
+            parts.append(" ".join(cell.text for cell in row.cells))
+    return "\n".join(parts)
+
+
+def _read_html(path: Path, raw: bytes) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(raw, "lxml")
+    for tag in soup(["script", "style", "noscript", "head"]):
+        tag.decompose()
+    return soup.get_text("\n")
+
+
+def _reflow_pdf_lines(text: str) -> str:
+    """PDF extraction breaks lines at the page width: join a line to the next unless it ends a
+    sentence or the next starts an article, chapter or section."""
+    out: list[str] = []
+    for line in (ln.strip() for ln in text.splitlines()):
+        if not line:
+            continue
+        starts_unit = bool(ARTICLE_RE.match(line) or CHAPTER_RE.match(line) or SECTION_RE.match(line))
+        if out and not starts_unit and out[-1][-1] not in SENTENCE_END + "：:" and len(out[-1]) > 15:
+            out[-1] += line
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _read_pdf(path: Path) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise DocumentError(f"{path}: the PDF is password-protected; decrypt it first")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except DocumentError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise DocumentError(f"{path}: corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # pypdf raises many internal errors on damaged files
+        raise DocumentError(f"{path}: corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from exc
+    text = "\n".join(pages)
+    if not text.strip():
+        raise DocumentError(f"{path}: the PDF has no extractable text (scanned images need OCR first)")
+    return _reflow_pdf_lines(text)
+
+
+def _strip_markdown(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s{0,3}(?:#{1,6}\s*|>\s*|[-*+]\s+|\d+\.\s+)", "", line)
+        line = re.sub(r"(\*\*|__|`)", "", line)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def read_document(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Plain text of a document file.
+
+    Raises:
+        DocumentError: missing, empty, too large, unsupported, corrupt or undecodable file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DocumentError(f"{path}: unsupported file type {suffix or '(none)'}; "
+                            f"expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read ({exc.strerror})") from exc
+    if size == 0:
+        raise DocumentError(f"{path}: empty file")
+    if size > max_bytes:
+        raise DocumentError(f"{path}: file too large ({size / 2**20:.1f} MB > limit "
+                            f"{max_bytes / 2**20:.0f} MB); split it or raise --max-size-mb")
+    if suffix == ".docx":
+        return _read_docx(path)
+    if suffix == ".pdf":
+        return _read_pdf(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read ({exc.strerror})") from exc
+    if suffix in (".html", ".htm"):
+        return _read_html(path, raw)
+    text = decode_bytes(raw, str(path))
+    return _strip_markdown(text) if suffix in (".md", ".markdown") else text
+
+
+# ---------------------------------------------------------------- segmentation
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``, each keeping its end mark (。；！？) and closing quotes."""
+    return [s for s in _SENTENCE_RE.findall(text) if s]
+
+
+def chunk_paragraph(paragraph: str, max_chars: int = MAX_CHUNK) -> list[str]:
+    """Cut a paragraph at sentence ends into chunks of at most ``max_chars`` characters.
+
+    A single sentence longer than ``max_chars`` is cut at commas, and failing that, hard.
+    """
+    if len(paragraph) <= max_chars:
+        return [paragraph]
+    pieces: list[str] = []
+    for sentence in split_sentences(paragraph):
+        if len(sentence) <= max_chars:
+            pieces.append(sentence)
+            continue
+        for clause in re.findall(r"[^，,]*[，,]?", sentence):
+            while len(clause) > max_chars:
+                pieces.append(clause[:max_chars])
+                clause = clause[max_chars:]
+            if clause:
+                pieces.append(clause)
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + len(piece) > max_chars:
+            chunks.append(current)
+            current = ""
+        current += piece
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _clean_lines(text: str) -> list[str]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u3000", " ").replace("\xa0", " ")
+    return [ln.strip() for ln in text.split("\n") if ln.strip()]
+
+
+def _is_heading(line: str) -> bool:
+    return (len(line) <= 40 and not any(ch in line for ch in "。；！？")
+            and (SECTION_RE.match(line) is not None or CHAPTER_RE.match(line) is not None))
+
+
+def segment_text(text: str, max_chars: int = MAX_CHUNK) -> list[Segment]:
+    """Cut document text into passages (articles for regulations, paragraph chunks otherwise)."""
+    lines = _clean_lines(text)
+    n_articles = sum(1 for ln in lines if ARTICLE_RE.match(ln))
+    out: list[Segment] = []
+    heading = ""
+    if n_articles >= 2:
+        article: list[str] = []
+        article_heading = ""
+
+        def flush() -> None:
+            if article:
+                out.append(Segment(len(out) + 1, article_heading, "\n".join(article)))
+
+        for line in lines:
+            if ARTICLE_RE.match(line):
+                flush()
+                article = [line]
+                article_heading = heading
+            elif CHAPTER_RE.match(line) and len(line) <= 40:
+                flush()
+                article = []
+                heading = line
+            elif article:
+                article.append(line)
+        flush()
+        return out
+    for line in lines:
+        if _is_heading(line):
+            heading = line
+            continue
+        if len(line) < 2:
+            continue
+        for chunk in chunk_paragraph(line, max_chars):
+            out.append(Segment(len(out) + 1, heading, chunk))
+    return out
+
+
+def segment_document(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Segment]:
+    """Read and segment one document file.
+
+    Raises:
+        DocumentError: if it cannot be read or yields no passages.
+    """
+    segments = segment_text(read_document(path, max_bytes=max_bytes))
+    if not segments:
+        raise DocumentError(f"{path}: no text passages found")
+    return segments
+
+
+def find_documents(folder: str | Path) -> list[Path]:
+    """Supported document files under ``folder`` (recursive), sorted, hidden files skipped."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )

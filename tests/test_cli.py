@@ -1,0 +1,121 @@
+"""The real command, end to end, on a fake corpus and documents generated here."""
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from policyclf.cli import app
+from test_segment import REGULATION, make_docx, make_html, make_pdf
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def trained(tmp_path, fake_repo, fake_corpus):
+    config = tmp_path / "tfidf.toml"
+    ann = fake_repo / "data" / "annotated" / "six_regions.jsonl"
+    config.write_text(f'[data]\nannotations = ["{ann}"]\n[model]\nbackend = "tfidf"\n[baseline]\nthreshold_folds = 2\n')
+    out = tmp_path / "model"
+    res = runner.invoke(app, ["train", str(config), "-o", str(out), "--corpus", str(fake_corpus), "--baseline.C", "2.0"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_train_writes_model_directory(trained):
+    meta = json.loads((trained / "meta.json").read_text())
+    assert meta["backend"] == "tfidf" and len(meta["thresholds"]) == 7
+    assert meta["training_data"]["passages"] == 48 and len(meta["training_data"]["fingerprint"]) == 40
+    assert meta["params"]["C"] == 2.0  # the dotted override reached the model
+    assert 'C = 2.0' in (trained / "config.toml").read_text()
+
+
+def test_train_refuses_overwrite_and_unknown_keys(trained, tmp_path, fake_corpus):
+    config = tmp_path / "bad.toml"
+    config.write_text("[training]\nepochz = 3\n")
+    res = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "x")])
+    assert res.exit_code == 1 and "training.epochz: Extra inputs are not permitted" in res.output
+    res = runner.invoke(app, ["train", str(tmp_path / "tfidf.toml"), "-o", str(trained), "--corpus", str(fake_corpus)])
+    assert res.exit_code == 1 and "already exists; pass --force" in res.output
+
+
+def test_predict_folder_of_documents_with_a_corrupt_one(trained, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_docx(docs / "a.docx", REGULATION)
+    (docs / "b.txt").write_bytes(REGULATION.encode("gbk"))
+    make_pdf(docs / "c.pdf", REGULATION)
+    make_html(docs / "d.html", REGULATION)
+    (docs / "e.docx").write_bytes(b"PK\x03\x04 corrupt")
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(app, ["predict", str(docs), "-o", str(out), "--model", str(trained), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "e.docx" in res.output and "16 passages from 4 document(s)" in res.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 16
+    assert {r["doc"] for r in rows} == {"a.docx", "b.txt", "c.pdf", "d.html"}
+    for r in rows:
+        assert set(r) == {"passage_id", "doc", "seq", "labels", "scores"}
+        assert len(r["scores"]) == 7 and all(0 <= v <= 1 for v in r["scores"].values())
+        assert all(r["scores"][lab] >= 0 for lab in r["labels"])
+    assert rows[0]["passage_id"] == "a.docx:001"
+
+
+def test_predict_passage_jsonl_to_csv(trained, tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"id": "x1", "text": "设立科技专项资金支持企业研发"}\n{"passage_id": "x2", "text": "本条例自公布之日起施行"}\n',
+                   encoding="utf-8")
+    out = tmp_path / "p.csv"
+    res = runner.invoke(app, ["predict", str(src), "-o", str(out), "--model", str(trained), "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert [r["passage_id"] for r in rows] == ["x1", "x2"]
+    assert rows[0]["labels"] == "investment_channels" and rows[1]["labels"] == ""
+    assert len([c for c in rows[0] if c.startswith("score_")]) == 7
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d / "missing.jsonl", "no such file or folder"),
+    (lambda d: (d / "empty.jsonl").write_text("") and d / "empty.jsonl" or d / "empty.jsonl", "no passages (empty file)"),
+    (lambda d: (d / "bad.jsonl").write_text('{"text": "x"}\n') and d / "bad.jsonl", "line 1: expected an object with 'passage_id'"),
+])
+def test_predict_bad_input_one_line_errors(trained, tmp_path, setup, message):
+    res = runner.invoke(app, ["predict", str(setup(tmp_path)), "-o", str(tmp_path / "o.jsonl"), "--model", str(trained)])
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+
+
+def test_model_dir_checks(tmp_path, trained):
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"id": "x1", "text": "设立科技专项资金"}\n', encoding="utf-8")
+    res = runner.invoke(app, ["predict", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(tmp_path)])
+    assert res.exit_code == 1 and "not a policyclf model (no meta.json)" in res.output
+    meta = json.loads((trained / "meta.json").read_text())
+    meta["labels"] = meta["labels"][:6]
+    (trained / "meta.json").write_text(json.dumps(meta))
+    res = runner.invoke(app, ["predict", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(trained)])
+    assert res.exit_code == 1 and "is not this codebook's" in res.output
+
+
+def test_evaluate_reports_metrics_and_warns_on_training_data(trained, fake_repo, fake_corpus, tmp_path):
+    ann = fake_repo / "data" / "annotated" / "other_provinces_test.jsonl"
+    out = tmp_path / "eval.json"
+    res = runner.invoke(app, ["evaluate", str(trained), "--annotations", str(ann), "--corpus", str(fake_corpus),
+                              "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    assert result["n"] == 8 and set(result["per_category"]) >= {"talent_teams"}
+    assert 0 <= result["macro_f1"] <= 1 and "warning" not in result
+    ann6 = fake_repo / "data" / "annotated" / "six_regions.jsonl"
+    res = runner.invoke(app, ["evaluate", str(trained), "--annotations", str(ann6), "--corpus", str(fake_corpus),
+                              "--regions", "beijing", "-o", str(out)])
+    assert json.loads(out.read_text())["n"] == 16 and "warning" in res.output
+
+
+def test_help_works_without_torch_import():
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from policyclf.cli import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

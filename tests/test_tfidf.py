@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from conftest import toy_data
+from policyclf.errors import ModelError
+from policyclf.labels import CATEGORIES
+from policyclf.models.base import load_model
+from policyclf.models.tfidf import TfidfClassifier
+
+
+def test_fit_predict_shapes_and_labels():
+    texts, labels = toy_data()
+    model = TfidfClassifier(threshold_folds=3).fit(texts, labels)
+    proba = model.predict_proba(texts)
+    assert proba.shape == (len(texts), 7) and ((proba >= 0) & (proba <= 1)).all()
+    assert model.thresholds_.shape == (7,)
+    pred = model.predict(texts[:8])
+    assert pred[0] == ["investment_channels"] and pred[2] == ["talent_teams"]
+    assert pred[6] == []  # the effective-date clause keeps no label
+    assert set(model.validation_) >= {"macro_f1", "micro_f1"}
+
+
+def test_save_load_round_trip_identical_scores(tmp_path):
+    texts, labels = toy_data()
+    model = TfidfClassifier(threshold_folds=3).fit(texts, labels, groups=[str(i % 4) for i in range(len(texts))])
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded, TfidfClassifier)
+    np.testing.assert_array_equal(loaded.predict_proba(texts), model.predict_proba(texts))
+    np.testing.assert_array_equal(loaded.thresholds_, model.thresholds_)
+    assert not list((tmp_path / "m").glob("*.pkl")) and not list((tmp_path / "m").glob("*.joblib"))
+
+
+class Smuggled:
+    """A type that a saved baseline never contains."""
+
+
+def test_untrusted_types_refused(tmp_path):
+    import skops.io as sio
+
+    texts, labels = toy_data()
+    model = TfidfClassifier(threshold_folds=3).fit(texts, labels)
+    model.save(tmp_path / "m")
+    state = {"char_vectorizer": model.char_vectorizer_, "coef": model.coef_, "intercept": model.intercept_,
+             "word_vectorizer": model.word_vectorizer_, "extra": Smuggled()}
+    sio.dump(state, tmp_path / "m" / "tfidf.skops")
+    with pytest.raises(ModelError, match="untrusted types"):
+        load_model(tmp_path / "m")
+
+
+def test_category_without_positives_gets_low_scores():
+    texts, labels = toy_data()
+    model = TfidfClassifier(threshold_folds=3).fit(texts, labels)
+    j = CATEGORIES.index("social_organizations")
+    assert model.predict_proba(texts)[:, j].max() < 0.01
