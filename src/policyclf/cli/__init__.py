@@ -55,7 +55,7 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
     return out
 
 
-from policyclf.cli import data, evaluate, predict, train  # noqa: E402,F401
+from policyclf.cli import data, evaluate, label, predict, report, train  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,347 @@
+"""Batch labelling of a folder of documents: resumable, streaming, nothing lost.
+
+State lives in ``OUT_DIR/.work/``: ``journal.jsonl`` holds the passage rows of finished
+documents and ``manifest.jsonl`` one line per finished document (relative path, content sha1,
+status, byte range of its rows in the journal). A document is committed only once its rows are
+flushed and its manifest line written; on restart the journal is cut back to the last committed
+byte, documents whose content hash is unchanged are skipped and changed ones are relabelled.
+The final files are rebuilt from the journal at the end and written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyclf.errors import DocumentError, PolicyclfError
+from policyclf.labels import CATEGORIES
+from policyclf.predict import Item, csv_record, make_rows
+from policyclf.segment import DEFAULT_MAX_BYTES, find_documents, segment_document
+
+WORK = ".work"
+_CRASH_AFTER = int(os.environ.get("POLICYCLF_CRASH_AFTER_DOCS", "0"))  # tests only: simulate a crash
+XLSX_MAX_ROWS = 1_048_575
+
+
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class DocResult:
+    """What a worker returns for one document."""
+
+    rel: str
+    sha1: str
+    texts: list[str] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+def process_document(args: tuple[str, str, int]) -> DocResult:
+    """Read, hash and segment one document (runs in a worker process; never raises)."""
+    root, rel, max_bytes = args
+    path = Path(root) / rel
+    try:
+        sha = file_sha1(path)
+    except OSError as exc:
+        return DocResult(rel, "", error=f"{rel}: cannot read ({exc.strerror})")
+    try:
+        segs = segment_document(path, max_bytes=max_bytes)
+        return DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs])
+    except DocumentError as exc:
+        return DocResult(rel, sha, error=str(exc).replace(str(path), rel))
+    except Exception as exc:  # a reader library failing in an unexpected way must not stop the run
+        return DocResult(rel, sha, error=f"{rel}: could not be read ({type(exc).__name__}: {exc})")
+
+
+class Journal:
+    """Append-only rows + manifest with crash-safe commits."""
+
+    def __init__(self, out: Path) -> None:
+        self.dir = out / WORK
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.rows_path = self.dir / "journal.jsonl"
+        self.manifest_path = self.dir / "manifest.jsonl"
+        self.done: dict[str, dict[str, Any]] = {}
+        self.committed = 0
+        end = 0
+        if self.manifest_path.exists():
+            good = []
+            with self.manifest_path.open("rb") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        break  # a torn last line from a crash: everything after it is uncommitted
+                    good.append(line)
+                    self.done[entry["doc"]] = entry
+                    end = max(end, entry.get("end", 0))
+            with self.manifest_path.open("wb") as f:
+                f.writelines(good)
+        with self.rows_path.open("ab") as f:
+            f.truncate(end)
+        self.rows = self.rows_path.open("ab")
+        self.manifest = self.manifest_path.open("ab")
+
+    def commit(self, rel: str, sha1: str, rows: Sequence[dict[str, Any]], error: str | None) -> None:
+        start = self.rows.tell()
+        for row in rows:
+            self.rows.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
+        self.rows.flush()
+        self.committed += 1
+        if self.committed == _CRASH_AFTER:  # test hook: die between the rows and their manifest line
+            os._exit(137)
+        entry = {"doc": rel, "sha1": sha1, "status": "error" if error else "ok", "start": start,
+                 "end": self.rows.tell(), "n": len(rows)}
+        if error:
+            entry["reason"] = error
+        self.manifest.write((json.dumps(entry, ensure_ascii=False) + "\n").encode())
+        self.manifest.flush()
+        self.done[rel] = entry
+
+    def sync(self) -> None:
+        for f in (self.rows, self.manifest):
+            f.flush()
+            os.fsync(f.fileno())
+
+    def close(self) -> None:
+        self.sync()
+        self.rows.close()
+        self.manifest.close()
+
+    def iter_rows(self, entry: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        with self.rows_path.open("rb") as f:
+            f.seek(entry["start"])
+            data = f.read(entry["end"] - entry["start"])
+        for line in data.splitlines():
+            yield json.loads(line)
+
+
+@dataclass
+class LabelResult:
+    out: Path
+    documents: int
+    passages: int
+    errors: int
+    skipped_unchanged: int
+    labelled_now: int
+
+
+def _atomic_writer(path: Path, newline: str | None = None, encoding: str = "utf-8"):
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    return os.fdopen(fd, "w", encoding=encoding, newline=newline), Path(tmp)
+
+
+def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Path | None = None, *,
+                 workers: int = 2, batch_size: int = 64, review_margin: float = 0.1,
+                 max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = True, engine: str = "local",
+                 group_size: int | None = None) -> LabelResult:
+    """Label every document under ``input_dir``; resumable; see the module docstring.
+
+    Raises:
+        PolicyclfError: no such folder, no documents, or a bad model directory.
+    """
+    from policyclf.models.base import load_model
+    from policyclf.predict import default_model_dir
+
+    input_dir, out = Path(input_dir), Path(out_dir)
+    if not input_dir.is_dir():
+        raise PolicyclfError(f"{input_dir}: not a folder of documents")
+    paths = find_documents(input_dir)
+    if not paths:
+        raise PolicyclfError(f"{input_dir}: no documents (.txt .md .docx .html .pdf) in this folder")
+    model_path = Path(model_dir or default_model_dir())
+    model = load_model(model_path)
+    out.mkdir(parents=True, exist_ok=True)
+    run_info = {"model": str(model_path.resolve()), "model_saved_at": json.loads(
+        (model_path / "meta.json").read_text(encoding="utf-8")).get("saved_at"), "review_margin": review_margin}
+    info_path = out / WORK / "run.json"
+    if info_path.exists() and json.loads(info_path.read_text()) != run_info:
+        raise PolicyclfError(f"{out} holds a run with another model or settings; use a new output folder "
+                             "or delete it to start over")
+    journal = Journal(out)
+    info_path.write_text(json.dumps(run_info))
+    rels = [p.relative_to(input_dir).as_posix() for p in paths]
+    todo, skipped = [], 0
+    for rel, path in zip(rels, paths):
+        entry = journal.done.get(rel)
+        if entry and entry["sha1"] == _sha1_or_empty(path):
+            skipped += 1
+        else:
+            todo.append(rel)
+    thresholds = model.thresholds_
+    if engine == "ray":
+        from policyclf.ray_engine import label_with_ray
+
+        for res, rows in label_with_ray(str(input_dir), todo, model_path, max_bytes, batch_size):
+            journal.commit(res.rel, res.sha1, [_with_review(r, thresholds, review_margin) for r in rows], res.error)
+        journal.sync()
+    else:
+        _label_local(input_dir, todo, model, journal, workers, batch_size, review_margin, max_bytes, progress,
+                     group_size or max(8, 8 * workers))
+    journal.close()
+    counts = write_outputs(out, journal, rels)
+    return LabelResult(out, counts["documents"], counts["passages"], counts["errors"], skipped, len(todo))
+
+
+def _sha1_or_empty(path: Path) -> str:
+    try:
+        return file_sha1(path)
+    except OSError:
+        return ""
+
+
+def _with_review(row: dict[str, Any], thresholds: np.ndarray, margin: float) -> dict[str, Any]:
+    near = [c for c, t in zip(CATEGORIES, thresholds) if abs(row["scores"][c] - t) < margin]
+    row["review"] = bool(near)
+    row["near_threshold"] = near
+    return row
+
+
+def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal, workers: int, batch_size: int,
+                 review_margin: float, max_bytes: int, progress: bool, group_size: int) -> None:
+    """Segment in worker processes (one group ahead) while the model scores the current group."""
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    groups = [todo[i:i + group_size] for i in range(0, len(todo), group_size)]
+    bar = tqdm(total=len(todo), unit="doc", desc="labelling", disable=not progress, file=sys.stderr)
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+
+    def submit(group: list[str]):
+        args = [(str(input_dir), rel, max_bytes) for rel in group]
+        return pool.map_async(process_document, args) if pool else args
+
+    try:
+        pending = submit(groups[0]) if groups else None
+        for k, group in enumerate(groups):
+            results = pending.get() if pool else [process_document(a) for a in pending]
+            pending = submit(groups[k + 1]) if k + 1 < len(groups) else None
+            _score_and_commit(results, model, journal, batch_size, review_margin)
+            journal.sync()
+            bar.update(len(group))
+            bar.set_postfix(passages=sum(len(r.texts) for r in results))
+    finally:
+        bar.close()
+        if pool:
+            pool.terminate()
+
+
+def _score_and_commit(results: list[DocResult], model: Any, journal: Journal, batch_size: int,
+                      review_margin: float) -> None:
+    items = [Item(f"{r.rel}:{s:03d}", t, s, r.rel) for r in results if not r.error for t, s in zip(r.texts, r.seqs)]
+    scores = np.zeros((len(items), len(CATEGORIES)))
+    order = np.argsort([len(it.text) for it in items], kind="stable")  # length-sorted batches, less padding
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        scores[idx] = model.predict_proba([items[i].text for i in idx])
+    rows = make_rows(items, scores, model.thresholds_)
+    by_doc: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_doc.setdefault(row["doc"], []).append(_with_review(row, model.thresholds_, review_margin))
+    for r in results:
+        journal.commit(r.rel, r.sha1, by_doc.get(r.rel, []), r.error)
+
+
+DOC_COLUMNS = ["doc", "sha1", "n_passages", "n_review", "labels",
+               *[f"{k}_{c}" for c in CATEGORIES for k in ("n", "max", "evidence")]]
+
+
+def document_summary(rel: str, sha1: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One documents.csv row: counts and max score per category, top evidence passage per category."""
+    rec: dict[str, Any] = {"doc": rel, "sha1": sha1, "n_passages": len(rows),
+                           "n_review": sum(1 for r in rows if r.get("review"))}
+    present = []
+    for c in CATEGORIES:
+        labelled = [r for r in rows if c in r["labels"]]
+        rec[f"n_{c}"] = len(labelled)
+        rec[f"max_{c}"] = max((r["scores"][c] for r in rows), default=0.0)
+        rec[f"evidence_{c}"] = max(labelled, key=lambda r: r["scores"][c])["passage_id"] if labelled else ""
+        if labelled:
+            present.append(c)
+    rec["labels"] = ";".join(present)
+    return rec
+
+
+PASSAGE_COLUMNS = ["passage_id", "doc", "seq", "labels", "review", "near_threshold",
+                   *[f"score_{c}" for c in CATEGORIES]]
+
+
+def _passage_csv(row: dict[str, Any]) -> dict[str, Any]:
+    return {**csv_record(row), "review": row.get("review", False), "near_threshold": ";".join(row.get("near_threshold", []))}
+
+
+def write_outputs(out: Path, journal: Journal, rels: list[str]) -> dict[str, int]:
+    """Rebuild passages.jsonl, passages.csv, documents.csv, errors.jsonl and labels.xlsx from the journal."""
+    files = {name: _atomic_writer(out / name, newline="" if name.endswith(".csv") else None,
+                                  encoding="utf-8-sig" if name.endswith(".csv") else "utf-8")
+             for name in ("passages.jsonl", "passages.csv", "documents.csv", "errors.jsonl")}
+    pcsv = csv.DictWriter(files["passages.csv"][0], fieldnames=PASSAGE_COLUMNS)
+    dcsv = csv.DictWriter(files["documents.csv"][0], fieldnames=DOC_COLUMNS)
+    pcsv.writeheader()
+    dcsv.writeheader()
+    counts = {"documents": 0, "passages": 0, "errors": 0}
+    for rel in sorted(rels):
+        entry = journal.done.get(rel)
+        if entry is None:
+            continue
+        if entry["status"] == "error":
+            files["errors.jsonl"][0].write(json.dumps({"file": rel, "reason": entry["reason"]}, ensure_ascii=False) + "\n")
+            counts["errors"] += 1
+            continue
+        rows = list(journal.iter_rows(entry))
+        for row in rows:
+            files["passages.jsonl"][0].write(json.dumps(row, ensure_ascii=False) + "\n")
+            pcsv.writerow(_passage_csv(row))
+        dcsv.writerow(document_summary(rel, entry["sha1"], rows))
+        counts["documents"] += 1
+        counts["passages"] += len(rows)
+    for name, (handle, tmp) in files.items():
+        handle.close()
+        os.replace(tmp, out / name)
+    if counts["passages"] <= XLSX_MAX_ROWS:
+        write_xlsx(out)
+    return counts
+
+
+def write_xlsx(out: Path) -> None:
+    """labels.xlsx with the two CSV tables as sheets (same columns and values)."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    for sheet, name in (("passages", "passages.csv"), ("documents", "documents.csv")):
+        ws = wb.create_sheet(sheet)
+        with (out / name).open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader)
+            ws.append(header)
+            for row in reader:
+                ws.append([_cell(v) for v in row])
+    fd, tmp = tempfile.mkstemp(prefix=".labels.xlsx.", dir=out)
+    os.close(fd)
+    wb.save(tmp)
+    os.replace(tmp, out / "labels.xlsx")
+
+
+def _cell(value: str) -> Any:
+    """Numbers as numbers so spreadsheets can sort and filter them."""
+    try:
+        return int(value) if value.isdigit() else float(value) if value and value[0] in "0123456789.-" else value
+    except ValueError:
+        return value

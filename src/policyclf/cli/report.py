@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from policyclf.cli import app, handle_errors, parse_overrides
+
+
+@app.command("report", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handle_errors
+def report_cli(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="experiment config (TOML); [report] lists the backends"),
+    output: Path = typer.Option(..., "-o", "--output", help="report folder (predictions/ are kept there)"),
+    corpus: str = typer.Option(None, "--corpus"),
+    rebuild_only: bool = typer.Option(False, "--rebuild-only", help="only recompute numbers and pages from saved predictions"),
+    save_models: Path = typer.Option(None, "--save-models", help="keep the all-six-region models here"),
+) -> None:
+    """Leave-one-region-out + unseen-province evaluation of the backends: report.html and report.json.
+
+    Training splits whose predictions already exist under OUTPUT/predictions are not rerun, so an
+    interrupted run resumes and the report can be rebuilt without retraining.
+    """
+    from policyclf.config import load_config
+    from policyclf.report import build_report, headline_markdown, run_protocol
+
+    cfg = load_config(config, parse_overrides(ctx.args))
+    if not rebuild_only:
+        run_protocol(cfg, output, corpus=corpus, save_models=save_models, log=lambda m: typer.echo(m, err=True))
+    report = build_report(cfg, output, corpus)
+    typer.echo(headline_markdown(report))
+    typer.echo(f"report written to {output / 'report.html'} and {output / 'report.json'}")

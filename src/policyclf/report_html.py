@@ -1,0 +1,198 @@
+"""The self-contained HTML evaluation report: tables plus matplotlib figures embedded as PNG."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+from policyclf.labels import CATEGORIES
+
+
+def _fig_to_img(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and x != x):
+        return "—"
+    return f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_f(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _ci(d: dict[str, Any]) -> str:
+    return f"{d['value']:.3f} [{d['lo']:.3f}, {d['hi']:.3f}]"
+
+
+def _figures(report: dict[str, Any], pooled: dict[str, Any]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figs: dict[str, str] = {}
+    backends = list(report["backends"])
+    if not backends:
+        return figs
+    # per-category F1 with intervals, against the human ceiling
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    x = np.arange(len(CATEGORIES))
+    width = 0.8 / (len(backends) + 1)
+    for k, b in enumerate(backends):
+        pc = report["backends"][b]["loro"]["per_category"]
+        vals = [pc[c]["f1"] for c in CATEGORIES]
+        lo = [pc[c]["f1"] - pc[c]["f1_ci"]["lo"] for c in CATEGORIES]
+        hi = [pc[c]["f1_ci"]["hi"] - pc[c]["f1"] for c in CATEGORIES]
+        ax.bar(x + k * width, vals, width, yerr=[lo, hi], capsize=2, label=b)
+    if "human_ceiling" in report:
+        ax.bar(x + len(backends) * width, [report["human_ceiling"]["per_category"][c] for c in CATEGORIES], width,
+               label="human ceiling", color="0.7")
+    ax.set_xticks(x + width * len(backends) / 2, [str(i + 1) for i in range(len(CATEGORIES))])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("F1 (leave-one-region-out)")
+    ax.set_xlabel("category " + ", ".join(f"{i + 1}={c}" for i, c in enumerate(CATEGORIES[:4])) + ",\n"
+                  + ", ".join(f"{i + 5}={c}" for i, c in enumerate(CATEGORIES[4:])))
+    ax.legend(fontsize=8, ncol=3)
+    figs["per_category"] = _fig_to_img(fig)
+    # per-region macro-F1
+    fig, ax = plt.subplots(figsize=(7, 3))
+    regions = list(report["backends"][backends[0]]["loro"]["per_region"])
+    for k, b in enumerate(backends):
+        pr = report["backends"][b]["loro"]["per_region"]
+        ax.bar(np.arange(len(regions)) + k * 0.8 / len(backends), [pr[r]["macro_f1"] for r in regions],
+               0.8 / len(backends), label=b)
+    ax.set_xticks(np.arange(len(regions)) + 0.4 - 0.4 / len(backends), regions)
+    ax.set_ylabel("macro-F1 (held-out region)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    figs["per_region"] = _fig_to_img(fig)
+    # precision-recall curves
+    fig, axes = plt.subplots(1, len(CATEGORIES), figsize=(16, 2.6), sharey=True)
+    for j, cat in enumerate(CATEGORIES):
+        for b in backends:
+            cur = report["backends"][b]["pr_curves"][cat]
+            if cur.get("precision"):
+                axes[j].plot(cur["recall"], cur["precision"], label=f"{b} AP {cur['average_precision']:.2f}")
+        axes[j].set_title(f"{j + 1} {cat}", fontsize=7)
+        axes[j].set_xlabel("recall", fontsize=7)
+        axes[j].legend(fontsize=6)
+    axes[0].set_ylabel("precision")
+    figs["pr"] = _fig_to_img(fig)
+    # reliability diagram
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--")
+    for b in backends:
+        cal = report["backends"][b]["calibration"]
+        ax.plot([r["mean_score"] for r in cal["bins"]], [r["positive_rate"] for r in cal["bins"]], marker="o",
+                label=f"{b} (ECE {cal['ece']:.3f})")
+    ax.set_xlabel("mean predicted score")
+    ax.set_ylabel("share of positives")
+    ax.legend(fontsize=8)
+    figs["calibration"] = _fig_to_img(fig)
+    # label co-occurrence: gold and each backend
+    mats = [("gold", np.array(report["cooccurrence_gold"]))] + [
+        (b, np.array(report["backends"][b]["cooccurrence_predicted"])) for b in backends]
+    fig, axes = plt.subplots(1, len(mats), figsize=(4 * len(mats), 3.6))
+    for ax, (name, m) in zip(np.atleast_1d(axes), mats):
+        ax.imshow(m, cmap="Blues")
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=6)
+        ax.set_title(name)
+        ticks = range(len(CATEGORIES))
+        ax.set_xticks(ticks, [str(i + 1) for i in ticks])
+        ax.set_yticks(ticks, [str(i + 1) for i in ticks])
+    figs["cooccurrence"] = _fig_to_img(fig)
+    return figs
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}h2{margin-top:1.6em}
+.note{color:#555;font-size:13px}"""
+
+
+def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path) -> None:
+    """Write ``report.html`` (opens offline; every figure is embedded)."""
+    from policyclf.report import headline_markdown
+
+    figs = _figures(report, pooled)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>policyclf evaluation report</title>"
+             f"<style>{CSS}</style></head><body>",
+             "<h1>policyclf evaluation report</h1>",
+             f"<p class='note'>Created {html.escape(report['created'])}. Six-region passages: "
+             f"{report['data']['six_regions_passages']}; unseen-province passages: {report['data']['unseen_passages']}; "
+             f"annotations fingerprint {report['data']['annotations_fingerprint'][:12]}. Intervals are 95 % percentile "
+             f"bootstraps over {report['protocol']['bootstrap']} resamples (passages; documents where stated).</p>",
+             "<h2>Headline</h2>"]
+    rows = [[r["backend"], r["test"], r["n"], r["macro_f1"], r.get("macro_f1_lo"), r.get("macro_f1_hi"),
+             r.get("micro_f1"), r.get("sample_f1")] for r in report["headline"]]
+    parts.append(_table(["model", "test set", "passages", "macro-F1", "95% lo", "95% hi", "micro-F1", "sample-F1"], rows))
+    for key, title in (("loro_macro_f1_bert_minus_tfidf", "leave-one-region-out"),
+                       ("unseen_macro_f1_bert_minus_tfidf", "unseen provinces")):
+        comp = report["comparison"].get(key)
+        if comp:
+            parts.append(f"<p>BERT − TF-IDF macro-F1, {title}: " + "; ".join(
+                f"{unit} bootstrap {c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}], p = {c['p_value']:.3f}"
+                for unit, c in comp.items()) + "</p>")
+    for b, data in report["backends"].items():
+        lo = data["loro"]
+        parts.append(f"<h2>{html.escape(b)}: leave-one-region-out (pooled over the six held-out regions)</h2>")
+        ci = lo["ci_passages"]
+        cid = lo.get("ci_documents", {})
+        parts.append(_table(["metric", "value [95% CI, passages]", "[95% CI, documents]"], [
+            ["macro-F1", _ci(ci["macro_f1"]), _ci(cid["macro_f1"]) if cid else None],
+            ["micro-F1", _ci(ci["micro_f1"]), _ci(cid["micro_f1"]) if cid else None],
+            ["sample-F1", _ci(ci["sample_f1"]), None],
+            ["subset accuracy", lo["subset_accuracy"], None], ["Hamming loss", lo["hamming_loss"], None],
+            ["unlabelled passages left unlabelled", lo["empty_correct"], None]]))
+        hc = report.get("human_ceiling", {}).get("per_category", {})
+        parts.append(_table(["category", "precision", "recall", "F1", "F1 95% CI", "support", "human ceiling F1"], [
+            [c, v["precision"], v["recall"], v["f1"], f"[{v['f1_ci']['lo']:.3f}, {v['f1_ci']['hi']:.3f}]",
+             v["support"], hc.get(c)] for c, v in lo["per_category"].items()]))
+        parts.append("<h3>Per held-out region</h3>")
+        parts.append(_table(["region", "passages", "macro-F1", "micro-F1", "sample-F1"], [
+            [r, v["n"], v["macro_f1"], v["micro_f1"], v["sample_f1"]] for r, v in lo["per_region"].items()]))
+        parts.append("<h3>Per document type</h3>")
+        parts.append(_table(["type", "passages", "macro-F1", "micro-F1", "unlabelled kept unlabelled"], [
+            [t, v["n"], v["macro_f1"], v["micro_f1"], v["empty_correct"]] for t, v in lo["per_doc_type"].items()]))
+        if "unseen" in data:
+            un = data["unseen"]
+            parts.append(f"<h2>{html.escape(b)}: unseen provinces (trained on all six regions)</h2>")
+            parts.append(_table(["metric", "value [95% CI, passages]"], [
+                ["macro-F1", _ci(un["ci_passages"]["macro_f1"])], ["micro-F1", _ci(un["ci_passages"]["micro_f1"])],
+                ["sample-F1", _ci(un["ci_passages"]["sample_f1"])], ["subset accuracy", un["subset_accuracy"]],
+                ["unlabelled passages left unlabelled", un["empty_correct"]]]))
+            parts.append(_table(["category", "precision", "recall", "F1", "support"], [
+                [c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in un["per_category"].items()]))
+            parts.append(_table(["province", "passages", "macro-F1", "micro-F1"], [
+                [r, v["n"], v["macro_f1"], v["micro_f1"]] for r, v in un["per_province"].items()]))
+    titles = {"per_category": "Per-category F1 (leave-one-region-out) against the human ceiling",
+              "per_region": "Macro-F1 per held-out region", "pr": "Precision–recall curves (leave-one-region-out)",
+              "calibration": "Calibration: reliability diagram over all passage × category scores",
+              "cooccurrence": "Label co-occurrence: gold and predicted (leave-one-region-out)"}
+    for key, img in figs.items():
+        parts.append(f"<h2>{titles[key]}</h2>{img}")
+    for b, data in report["backends"].items():
+        parts.append(f"<h2>Worst errors: {html.escape(b)}</h2><p class='note'>The most confident wrong decisions "
+                     "(passage ids and scores only; look the text up with <code>policyclf data export</code>).</p>")
+        parts.append(_table(["passage", "region", "category", "error", "score", "threshold"], [
+            [e["passage_id"], e["region"], e["category"], e["error"], e["score"], e["threshold"]]
+            for e in data["worst_errors"]]))
+    parts.append("<h2>Model card section</h2><pre>" + html.escape(report["model_card"]) + "</pre>")
+    parts.append("<h2>Headline (Markdown, as in README)</h2><pre>" + html.escape(headline_markdown(report)) + "</pre>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")

@@ -1,0 +1,163 @@
+"""`policyclf label`: bad inputs, crash + resume, changed documents, spreadsheet output."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_segment import REGULATION, make_docx, make_pdf
+
+REPORT = "一、工作回顾\n设立科技专项资金支持企业研发。\n高校与企业联合培养专业技术人才。\n建设公共技术服务平台和孵化器。\n"
+
+
+@pytest.fixture()
+def model_dir(tmp_path, fake_repo, fake_corpus):
+    from policyclf.models.tfidf import TfidfClassifier
+    from policyclf.corpus import load_examples, load_passages
+
+    ex = load_examples([fake_repo / "data" / "annotated" / "six_regions.jsonl"], load_passages(fake_corpus))
+    model = TfidfClassifier(threshold_folds=2).fit([e.text for e in ex], [list(e.labels) for e in ex])
+    return model.save(tmp_path / "model")
+
+
+def run_label(docs: Path, out: Path, model: Path, *extra: str, env: dict | None = None, wait: bool = True):
+    cmd = [sys.executable, "-m", "policyclf", "label", str(docs), "-o", str(out), "--model", str(model),
+           "--quiet", "--workers", "1", *extra]
+    full_env = {**os.environ, **(env or {})}
+    if wait:
+        return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def outputs(out: Path) -> dict[str, str]:
+    return {name: (out / name).read_text(encoding="utf-8-sig")
+            for name in ("passages.jsonl", "passages.csv", "documents.csv", "errors.jsonl")}
+
+
+def many_docs(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        sub = folder / f"batch{i % 3}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"doc{i:03d}.txt").write_text(REPORT.replace("十", str(i)) + f"第{i}号文件支持人才引进。\n", encoding="utf-8")
+    return folder
+
+
+def test_bad_inputs_never_stop_the_run(tmp_path, model_dir):
+    import random
+
+    docs = tmp_path / "docs"
+    (docs / "nested").mkdir(parents=True)
+    make_docx(docs / "good.docx", REGULATION)
+    (docs / "nested" / "gbk.txt").write_bytes(REGULATION.encode("gbk"))
+    (docs / "traditional.txt").write_text("第一條 為了促進科學技術進步，制定本條例。\n第二條 設立專項資金。\n", encoding="utf-8")
+    (docs / "english.txt").write_text("The city supports joint laboratories.\nIt funds research.\n", encoding="utf-8")
+    (docs / "mixed.txt").write_bytes("第一条 高校科技成果转化。\n".encode() + "第二条 设立专项资金。\n".encode("gbk"))
+    (docs / "empty.txt").write_bytes(b"")
+    rng = random.Random(1)
+    (docs / "junk.txt").write_bytes(bytes(rng.randrange(256) for _ in range(4000)))
+    (docs / "corrupt.docx").write_bytes(b"PK\x03\x04 corrupt")
+    (docs / "corrupt.pdf").write_bytes(b"%PDF-1.4 broken")
+    make_pdf(docs / "locked.pdf", REGULATION, password="pw")
+    with (docs / "huge.txt").open("wb") as f:
+        f.write(("科技创新。" * 1000 + "\n").encode() * 3600)  # ~54 MB
+    res = run_label(docs, tmp_path / "out", model_dir)
+    assert res.returncode == 0, res.stderr
+    errors = {json.loads(line)["file"]: json.loads(line)["reason"]
+              for line in (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert set(errors) == {"empty.txt", "junk.txt", "corrupt.docx", "corrupt.pdf", "locked.pdf", "huge.txt"}
+    assert "password-protected" in errors["locked.pdf"] and "too large" in errors["huge.txt"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    per_doc = {}
+    for r in rows:
+        per_doc[r["doc"]] = per_doc.get(r["doc"], 0) + 1
+    assert per_doc == {"good.docx": 4, "nested/gbk.txt": 4, "traditional.txt": 2, "english.txt": 2, "mixed.txt": 2}
+    assert any(r["passage_id"] == "traditional.txt:001" for r in rows)
+    assert all(len(r["scores"]) == 7 and isinstance(r["review"], bool) for r in rows)
+
+
+def test_crash_between_rows_and_manifest_then_resume_is_identical(tmp_path, model_dir):
+    docs = many_docs(tmp_path / "docs", 30)
+    clean = run_label(docs, tmp_path / "clean", model_dir)
+    assert clean.returncode == 0, clean.stderr
+    crashed = run_label(docs, tmp_path / "resumed", model_dir, env={"POLICYCLF_CRASH_AFTER_DOCS": "13"})
+    assert crashed.returncode == 137
+    assert not (tmp_path / "resumed" / "passages.jsonl").exists()  # nothing half-written
+    resumed = run_label(docs, tmp_path / "resumed", model_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "12 unchanged and skipped" in resumed.stdout
+    assert outputs(tmp_path / "resumed") == outputs(tmp_path / "clean")
+
+
+def test_killed_by_signal_then_resumed_is_identical(tmp_path, model_dir):
+    docs = many_docs(tmp_path / "docs", 120)
+    assert run_label(docs, tmp_path / "clean", model_dir).returncode == 0
+    proc = run_label(docs, tmp_path / "killed", model_dir, wait=False)
+    manifest = tmp_path / "killed" / ".work" / "manifest.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if manifest.exists() and manifest.stat().st_size > 0:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    resumed = run_label(docs, tmp_path / "killed", model_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert outputs(tmp_path / "killed") == outputs(tmp_path / "clean")
+
+
+def test_changed_document_is_relabelled_and_others_skipped(tmp_path, model_dir):
+    docs = many_docs(tmp_path / "docs", 6)
+    assert run_label(docs, tmp_path / "out", model_dir).returncode == 0
+    target = docs / "batch0" / "doc003.txt"
+    target.write_text("第一条 设立科技专项资金。\n第二条 引进海外高层次人才。\n第三条 本条例自公布之日起施行。\n", encoding="utf-8")
+    again = run_label(docs, tmp_path / "out", model_dir)
+    assert again.returncode == 0 and "(1 documents this run, 5 unchanged and skipped)" in again.stdout
+    rows = [json.loads(line) for line in (tmp_path / "out" / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    changed = [r for r in rows if r["doc"] == "batch0/doc003.txt"]
+    assert [r["seq"] for r in changed] == [1, 2, 3]
+    assert len(rows) == 5 * 4 + 3  # old rows of the changed document are gone
+
+
+def test_xlsx_matches_csv(tmp_path, model_dir):
+    from openpyxl import load_workbook
+
+    docs = many_docs(tmp_path / "docs", 4)
+    assert run_label(docs, tmp_path / "out", model_dir).returncode == 0
+    wb = load_workbook(tmp_path / "out" / "labels.xlsx", read_only=True)
+    for sheet, name in (("passages", "passages.csv"), ("documents", "documents.csv")):
+        with (tmp_path / "out" / name).open(encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+        xrows = [["" if v is None else v for v in row] for row in wb[sheet].iter_rows(values_only=True)]
+        assert len(xrows) == len(rows)
+        for xr, cr in zip(xrows, rows):
+            assert len(xr) == len(cr)
+            for x, c in zip(xr, cr):
+                if isinstance(x, (int, float)) and not isinstance(x, bool):
+                    assert float(c) == pytest.approx(x)
+                else:
+                    assert str(x) == c
+    docs_csv = list(csv.DictReader((tmp_path / "out" / "documents.csv").open(encoding="utf-8-sig")))
+    assert len(docs_csv) == 4 and docs_csv[0]["n_passages"] == "4"
+    ev = docs_csv[0]["evidence_investment_channels"]
+    assert ev == "" or ev.startswith(docs_csv[0]["doc"] + ":")
+
+
+def test_other_model_in_same_output_is_refused(tmp_path, model_dir):
+    docs = many_docs(tmp_path / "docs", 2)
+    assert run_label(docs, tmp_path / "out", model_dir).returncode == 0
+    other = tmp_path / "model2"
+    import shutil
+
+    shutil.copytree(model_dir, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["saved_at"] = "2000-01-01T00:00:00+00:00"
+    (other / "meta.json").write_text(json.dumps(meta))
+    res = run_label(docs, tmp_path / "out", other)
+    assert res.returncode == 1 and "holds a run with another model" in res.stderr
