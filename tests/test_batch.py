@@ -161,3 +161,14 @@ def test_other_model_in_same_output_is_refused(tmp_path, model_dir):
     (other / "meta.json").write_text(json.dumps(meta))
     res = run_label(docs, tmp_path / "out", other)
     assert res.returncode == 1 and "holds a run with another model" in res.stderr
+
+
+def test_ray_engine_in_local_mode_matches_local_engine(tmp_path, model_dir):
+    pytest.importorskip("ray")
+    docs = many_docs(tmp_path / "docs", 5)
+    (docs / "empty.txt").write_bytes(b"")
+    assert run_label(docs, tmp_path / "local", model_dir).returncode == 0
+    res = run_label(docs, tmp_path / "ray", model_dir, "--engine", "ray",
+                    env={"RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")

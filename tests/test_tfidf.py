@@ -41,8 +41,7 @@ def test_untrusted_types_refused(tmp_path):
     texts, labels = toy_data()
     model = TfidfClassifier(threshold_folds=3).fit(texts, labels)
     model.save(tmp_path / "m")
-    state = {"char_vectorizer": model.char_vectorizer_, "coef": model.coef_, "intercept": model.intercept_,
-             "word_vectorizer": model.word_vectorizer_, "extra": Smuggled()}
+    state = {"coef": model.coef_, "intercept": model.intercept_, "extra": Smuggled()}
     sio.dump(state, tmp_path / "m" / "tfidf.skops")
     with pytest.raises(ModelError, match="untrusted types"):
         load_model(tmp_path / "m")

@@ -92,11 +92,6 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
 
             scores = score_items(model, [Item(e.passage_id, e.text, e.passage.seq) for e in test_set],
                                  batch_size=64, progress=False)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            save_predictions(tmp, test_set, scores, model.thresholds_, split=name,
-                             train_seconds=round(time.time() - started, 1))
-            tmp.replace(path)
             if name == "unseen" and save_models:
                 from policyclf.config import dump_config
                 from policyclf.corpus import training_fingerprint
@@ -108,6 +103,11 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
                                       "annotations": list(cfg.data.annotations), **label_counts(train_set)},
                     "validation": getattr(model, "validation_", None)})
                 dump_config(cfg, target / "config.toml")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            save_predictions(tmp, test_set, scores, model.thresholds_, split=name,
+                             train_seconds=round(time.time() - started, 1))
+            tmp.replace(path)
             log(f"[{backend}] {name}: done in {time.time() - started:.0f}s")
     return out
 

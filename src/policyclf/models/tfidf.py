@@ -17,17 +17,14 @@ from policyclf.models.base import BaseClassifier, labels_to_matrix
 from policyclf.thresholds import tune_thresholds
 
 WEIGHTS_FILE = "tfidf.skops"
+SEP = "\x00"
 # Everything a saved baseline may contain; load refuses any other type.
-TRUSTED_TYPES = [
-    "sklearn.feature_extraction.text.TfidfVectorizer",
-    "sklearn.feature_extraction.text.TfidfTransformer",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "numpy.float64",
-    "numpy.int64",
-    "numpy.dtype",
+TRUSTED_TYPES = [  # a saved baseline is a dict of str, float arrays and nothing else
     "builtins.dict",
-    "builtins.list",
-    "builtins.tuple",
+    "builtins.str",
+    "numpy.ndarray",
+    "numpy.float64",
+    "numpy.dtype",
 ]
 
 
@@ -72,21 +69,22 @@ class TfidfClassifier(BaseClassifier):
         from scipy.sparse import hstack
 
         if fit:
-            from sklearn.feature_extraction.text import TfidfVectorizer
-
-            self.char_vectorizer_ = TfidfVectorizer(
-                analyzer="char", ngram_range=(1, self.char_ngram_max), sublinear_tf=True,
-                min_df=2, max_features=self.max_features)
-            self.char_vectorizer_.fit(texts)
+            self.char_vectorizer_ = self._new_vectorizer("char").fit(texts)
             if self.use_words:
-                self.word_vectorizer_ = TfidfVectorizer(
-                    analyzer="word", token_pattern=r"(?u)\S+", ngram_range=(1, 2),
-                    sublinear_tf=True, min_df=2, max_features=self.max_features)
-                self.word_vectorizer_.fit([jieba_words(t) for t in texts])
+                self.word_vectorizer_ = self._new_vectorizer("word").fit([jieba_words(t) for t in texts])
         blocks = [self.char_vectorizer_.transform(texts)]
         if self.use_words:
             blocks.append(self.word_vectorizer_.transform([jieba_words(t) for t in texts]))
         return hstack(blocks).tocsr()
+
+    def _new_vectorizer(self, kind: str, vocabulary: dict[str, int] | None = None):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if kind == "char":
+            return TfidfVectorizer(analyzer="char", ngram_range=(1, self.char_ngram_max), sublinear_tf=True,
+                                   min_df=2, max_features=self.max_features, vocabulary=vocabulary)
+        return TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\S+", ngram_range=(1, 2), sublinear_tf=True,
+                               min_df=2, max_features=self.max_features, vocabulary=vocabulary)
 
     def _fit_heads(self, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.linear_model import LogisticRegression
@@ -162,9 +160,16 @@ class TfidfClassifier(BaseClassifier):
     def _save_weights(self, directory: Path) -> None:
         import skops.io as sio
 
-        state = {"char_vectorizer": self.char_vectorizer_, "coef": self.coef_, "intercept": self.intercept_}
-        if self.use_words:
-            state["word_vectorizer"] = self.word_vectorizer_
+        # Vocabularies go in as one NUL-joined string + idf array: skops stores a 400k-entry dict
+        # of numpy ints far too slowly, and this form needs no trust beyond plain types.
+        state: dict[str, Any] = {"coef": self.coef_, "intercept": self.intercept_}
+        for name in ("char", "word") if self.use_words else ("char",):
+            vec = getattr(self, f"{name}_vectorizer_")
+            terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+            if any(SEP in t for t in terms):
+                raise ModelError("a vocabulary term contains a NUL character; cannot save")
+            state[f"{name}_terms"] = SEP.join(terms)
+            state[f"{name}_idf"] = vec.idf_
         sio.dump(state, directory / WEIGHTS_FILE)
 
     def _load_weights(self, directory: Path) -> None:
@@ -180,9 +185,11 @@ class TfidfClassifier(BaseClassifier):
         unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
         if unexpected:
             raise ModelError(f"{path}: refuses to load untrusted types {unexpected}")
-        state = sio.load(path, trusted=[t for t in untrusted])
-        self.char_vectorizer_ = state["char_vectorizer"]
+        state = sio.load(path, trusted=list(untrusted))
         self.coef_ = np.asarray(state["coef"])
         self.intercept_ = np.asarray(state["intercept"])
-        if self.use_words:
-            self.word_vectorizer_ = state["word_vectorizer"]
+        for name in ("char", "word") if self.use_words else ("char",):
+            terms = state[f"{name}_terms"].split(SEP)
+            vec = self._new_vectorizer(name, vocabulary={t: i for i, t in enumerate(terms)})
+            vec.idf_ = np.asarray(state[f"{name}_idf"])
+            setattr(self, f"{name}_vectorizer_", vec)

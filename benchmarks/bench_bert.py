@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""BERT backend speed on this machine: inference passages/s (fp32 and int8, batched and
+length-sorted) against a plain transformers text-classification pipeline fed one passage at a
+time on the same encoder, plus peak memory and the training time recorded in the model.
+
+Usage: python benchmarks/bench_bert.py [--model models/policyclf-bert] [--n 1000] [--pipeline-n 200]
+Reads passages from the corpus (../shared/corpus); prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+
+import numpy as np
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="models/policyclf-bert")
+    ap.add_argument("--n", type=int, default=1000, help="corpus passages to score")
+    ap.add_argument("--pipeline-n", type=int, default=200, help="passages for the one-at-a-time pipeline")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from policyclf.corpus import load_passages
+    from policyclf.models.base import load_model, read_meta
+
+    passages = list(load_passages().values())
+    rng = np.random.default_rng(0)
+    sample = [passages[i].text for i in rng.choice(len(passages), size=min(args.n, len(passages)), replace=False)]
+    model = load_model(args.model)
+    meta = read_meta(args.model)
+    out = {"machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+           "passages": len(sample), "mean_chars": float(np.mean([len(t) for t in sample])),
+           "device": str(model.device_)}
+    results = {}
+    for quantize in (False, True):
+        model.quantize, model.quantized_ = quantize, None
+        model.predict_proba(sample[:64])  # warm-up (and quantization)
+        started = time.perf_counter()
+        scores = model.predict_proba(sample)
+        seconds = time.perf_counter() - started
+        results["int8" if quantize else "fp32"] = scores
+        out[f"policyclf_{'int8' if quantize else 'fp32'}_passages_per_s"] = round(len(sample) / seconds, 1)
+    agree = ((results["int8"] >= model.thresholds_) == (results["fp32"] >= model.thresholds_)).mean()
+    out["int8_vs_fp32_decision_agreement"] = round(float(agree), 4)
+    out["int8_vs_fp32_max_abs_score_diff"] = round(float(np.abs(results["int8"] - results["fp32"]).max()), 4)
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+    from transformers.utils import logging as hf_logging
+
+    from policyclf.models.base_model import resolve_base_model
+
+    hf_logging.set_verbosity_error()
+    base = resolve_base_model(model.base_model)
+    hf_model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=7, problem_type="multi_label_classification")
+    pipe = pipeline("text-classification", model=hf_model, tokenizer=AutoTokenizer.from_pretrained(base),
+                    device=-1, top_k=None, function_to_apply="sigmoid")
+    few = sample[:args.pipeline_n]
+    pipe(few[0], truncation=True, max_length=model.max_length)
+    started = time.perf_counter()
+    for text in few:
+        pipe(text, truncation=True, max_length=model.max_length)
+    pipe_rate = len(few) / (time.perf_counter() - started)
+    out["transformers_pipeline_one_at_a_time_passages_per_s"] = round(pipe_rate, 1)
+    out["speedup_int8_vs_pipeline"] = round(out["policyclf_int8_passages_per_s"] / pipe_rate, 2)
+    out["speedup_fp32_vs_pipeline"] = round(out["policyclf_fp32_passages_per_s"] / pipe_rate, 2)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 0)
+    val = meta.get("validation") or {}
+    out["training_seconds_recorded_in_model"] = val.get("train_seconds")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
