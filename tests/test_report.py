@@ -1,0 +1,52 @@
+"""`policyclf report` on the fake corpus: the protocol runs, resumes, and the pages hold no text."""
+
+import json
+
+from typer.testing import CliRunner
+
+from policyclf.cli import app
+
+
+def _config(tmp_path, fake_repo, fake_corpus):
+    ann = fake_repo / "data" / "annotated"
+    path = tmp_path / "report.toml"
+    path.write_text(
+        f'[data]\ncorpus = "{fake_corpus}"\nannotations = ["{ann / "six_regions.jsonl"}"]\n'
+        f'[baseline]\nthreshold_folds = 2\n'
+        f'[report]\nbackends = ["tfidf"]\nbootstrap = 100\ntest_annotations = "{ann / "other_provinces_test.jsonl"}"\n'
+        f'agreement = "{tmp_path / "agreement.json"}"\n')
+    agreement = {"overall": {"passages": 10, "human_ceiling_macro_f1": 0.9, "masi_alpha": 0.8},
+                 "per_category": {c: {"human_ceiling_f1": 0.85} for c in
+                                  ["institutional_system", "government_functions", "social_organizations",
+                                   "service_mechanisms", "investment_channels", "talent_teams", "cooperation_platforms"]}}
+    (tmp_path / "agreement.json").write_text(json.dumps(agreement))
+    return path
+
+
+def test_report_protocol_and_pages(tmp_path, fake_repo, fake_corpus):
+
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    preds = sorted(p.name for p in (out / "predictions" / "tfidf").iterdir())
+    # regions of the fake corpus: beijing, shanghai, jiangsu have passages; the other three are empty
+    assert preds == ["loro-beijing.jsonl", "loro-jiangsu.jsonl", "loro-shanghai.jsonl", "unseen.jsonl"]
+    report = json.loads((out / "report.json").read_text())
+    loro = report["backends"]["tfidf"]["loro"]
+    assert loro["n"] == 48 and set(loro["per_region"]) == {"beijing", "shanghai", "jiangsu"}
+    ci = loro["ci_passages"]["macro_f1"]
+    assert ci["lo"] <= loro["macro_f1"] <= ci["hi"]
+    assert report["backends"]["tfidf"]["unseen"]["n"] == 8
+    assert report["human_ceiling"]["per_category"]["talent_teams"] == 0.85
+    assert report["headline"][0]["test"] == "leave-one-region-out"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") >= 4 and "<script" not in html
+    corpus_texts = [json.loads(line)["text"] for line in (fake_corpus / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert not any(t in html or t in (out / "report.json").read_text(encoding="utf-8") for t in corpus_texts)
+    # a second run trains nothing (predictions reused) and gives the same numbers
+    stamp = (out / "predictions" / "tfidf" / "unseen.jsonl").stat().st_mtime_ns
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(out), "--rebuild-only"])
+    assert res.exit_code == 0
+    assert (out / "predictions" / "tfidf" / "unseen.jsonl").stat().st_mtime_ns == stamp
+    assert json.loads((out / "report.json").read_text())["backends"]["tfidf"]["loro"]["macro_f1"] == loro["macro_f1"]
