@@ -97,3 +97,12 @@ def test_data_check_cli_fails_with_one_line(fake_repo, fake_corpus):
     assert bad.exit_code == 1
     assert "six_regions.jsonl line 4: unknown label 'nonsense'" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_examples_as_a_datasets_table(fake_repo, fake_corpus):
+    from policyclf.corpus import to_dataset
+
+    passages = load_passages(fake_corpus)
+    ex = load_examples([fake_repo / "data" / "annotated" / "six_regions.jsonl"], passages, regions=["beijing"])
+    ds = to_dataset(ex)
+    assert ds.num_rows == 16 and ds[0]["region"] == "beijing" and isinstance(ds[0]["labels"], list)

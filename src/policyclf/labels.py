@@ -52,9 +52,12 @@ N_LABELS = len(CATEGORIES)
 
 
 def label_index(label: str) -> int:
-    """Column of ``label`` in score matrices; raises ``KeyError`` for an unknown id."""
-    return CATEGORIES.index(label) if label in CATEGORIES else _raise(label)
+    """Column of ``label`` in score matrices.
 
-
-def _raise(label: str) -> int:
-    raise KeyError(f"unknown label {label!r}; expected one of {', '.join(CATEGORIES)}")
+    Raises:
+        KeyError: for an id that is not one of the seven categories.
+    """
+    try:
+        return CATEGORIES.index(label)
+    except ValueError:
+        raise KeyError(f"unknown label {label!r}; expected one of {', '.join(CATEGORIES)}") from None

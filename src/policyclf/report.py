@@ -300,21 +300,21 @@ def build_report(config: Any, out: str | Path, corpus: str | None = None) -> dic
     out.mkdir(parents=True, exist_ok=True)
     from policyclf.report_html import write_html
 
-    (out / "report.json").write_text(json.dumps(_clean(report), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(clean_json(report), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     write_html(report, pooled, out / "report.html")
     return report
 
 
-def _clean(obj: Any) -> Any:
+def clean_json(obj: Any) -> Any:
     """JSON-safe: NaN → null, numpy scalars → floats."""
     import math
 
     import numpy as np
 
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): clean_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [clean_json(v) for v in obj]
     if isinstance(obj, (np.floating, float)):
         return None if math.isnan(float(obj)) else round(float(obj), 5)
     if isinstance(obj, np.integer):

@@ -88,7 +88,8 @@ def _figures(report: dict[str, Any], pooled: dict[str, Any]) -> dict[str, str]:
                 axes[j].plot(cur["recall"], cur["precision"], label=f"{b} AP {cur['average_precision']:.2f}")
         axes[j].set_title(f"{j + 1} {cat}", fontsize=7)
         axes[j].set_xlabel("recall", fontsize=7)
-        axes[j].legend(fontsize=6)
+        if axes[j].get_legend_handles_labels()[0]:
+            axes[j].legend(fontsize=6)
     axes[0].set_ylabel("precision")
     figs["pr"] = _fig_to_img(fig)
     # reliability diagram

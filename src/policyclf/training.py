@@ -16,7 +16,7 @@ from policyclf.config import Config, dump_config
 from policyclf.corpus import REPO_ROOT, Example, load_examples, load_passages, training_fingerprint
 from policyclf.errors import DataError, PolicyclfError
 from policyclf.labels import CATEGORIES
-from policyclf.models.base import BaseClassifier, labels_to_matrix
+from policyclf.models.base import BaseClassifier
 
 
 def build_model(config: Config) -> BaseClassifier:
@@ -103,11 +103,6 @@ def train(config: Config, output: str | Path, *, force: bool = False, corpus: st
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return output
-
-
-def gold_matrix(examples: Sequence[Example]) -> np.ndarray:
-    """(n, 7) binary gold labels of examples."""
-    return labels_to_matrix([e.labels for e in examples])
 
 
 def save_predictions(path: str | Path, examples: Sequence[Example], scores: np.ndarray,

@@ -21,8 +21,9 @@ def evaluate_cli(
     from policyclf.report import evaluate_model
 
     result = evaluate_model(model_dir, annotations or None, regions or None, corpus)
-    text = json.dumps(result, indent=2, ensure_ascii=False, default=lambda x: None)
-    text = text.replace("NaN", "null")
+    from policyclf.report import clean_json
+
+    text = json.dumps(clean_json(result), indent=2, ensure_ascii=False)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
         typer.echo(f"macro-F1 {result['macro_f1']:.3f}, micro-F1 {result['micro_f1']:.3f} "
