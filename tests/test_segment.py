@@ -1,6 +1,5 @@
 """Segmentation per format and encoding; every sample document is made here (no corpus text)."""
 
-import codecs
 from pathlib import Path
 
 import pytest

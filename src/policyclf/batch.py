@@ -34,11 +34,9 @@ XLSX_MAX_ROWS = 1_048_575
 
 
 def file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
+    """Content hash of a document (what decides whether it is labelled again)."""
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 @dataclass

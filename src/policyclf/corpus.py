@@ -97,9 +97,14 @@ def resolve_corpus_dir(path: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines file (a BOM is allowed).
+
+    Raises:
+        DataError: naming file and line, for an unreadable file, invalid JSON or a non-object line.
+    """
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
     with handle:
@@ -119,7 +124,7 @@ def load_passages(corpus_dir: str | os.PathLike[str] | None = None) -> dict[str,
     """All corpus passages keyed by ``passage_id``, in file order."""
     path = resolve_corpus_dir(corpus_dir) / "passages.jsonl"
     out: dict[str, Passage] = {}
-    for lineno, rec in _read_jsonl(path):
+    for lineno, rec in read_jsonl(path):
         try:
             p = Passage(**{k: rec[k] for k in Passage.__dataclass_fields__})
         except KeyError as exc:
@@ -133,7 +138,7 @@ def load_passages(corpus_dir: str | os.PathLike[str] | None = None) -> dict[str,
 def load_documents(corpus_dir: str | os.PathLike[str] | None = None) -> dict[str, dict]:
     """Document records of ``documents.jsonl`` keyed by ``doc_id``."""
     path = resolve_corpus_dir(corpus_dir) / "documents.jsonl"
-    return {rec["doc_id"]: rec for _, rec in _read_jsonl(path)}
+    return {rec["doc_id"]: rec for _, rec in read_jsonl(path)}
 
 
 def read_annotations(
@@ -157,7 +162,7 @@ def read_annotations(
     path = Path(path)
     seen: dict[tuple[str, ...], int] = {}
     records = []
-    for lineno, rec in _read_jsonl(path):
+    for lineno, rec in read_jsonl(path):
         where = f"{path} line {lineno}"
         missing = [k for k in ("passage_id", "text_sha1", "labels") if k not in rec]
         if missing:

@@ -11,14 +11,14 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from policyclf.corpus import REPO_ROOT
+from policyclf.corpus import REPO_ROOT, read_jsonl
 from policyclf.errors import DataError, DocumentError, PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.models.base import BaseClassifier, load_model
@@ -54,23 +54,12 @@ def read_passage_jsonl(path: str | Path) -> list[Item]:
     """
     path = Path(path)
     items: list[Item] = []
-    try:
-        handle = path.open(encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
-    with handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {lineno}: not valid JSON ({exc.msg})") from exc
-            pid = rec.get("passage_id", rec.get("id")) if isinstance(rec, dict) else None
-            text = rec.get("text") if isinstance(rec, dict) else None
-            if pid is None or not isinstance(text, str):
-                raise DataError(f"{path} line {lineno}: expected an object with 'passage_id' (or 'id') and 'text'")
-            items.append(Item(str(pid), text, int(rec.get("seq", len(items) + 1))))
+    for lineno, rec in read_jsonl(path):
+        pid = rec.get("passage_id", rec.get("id"))
+        text = rec.get("text")
+        if pid is None or not isinstance(text, str):
+            raise DataError(f"{path} line {lineno}: expected an object with 'passage_id' (or 'id') and 'text'")
+        items.append(Item(str(pid), text, int(rec.get("seq", len(items) + 1))))
     if not items:
         raise DataError(f"{path}: no passages (empty file)")
     return items

@@ -160,11 +160,8 @@ def build_tokenizer(e5: E5File):
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def mean_pooled_embedding(model_dir: str | Path, text: str = CHECK_TEXT) -> np.ndarray:
