@@ -69,10 +69,11 @@ def _figures(report: dict[str, Any], pooled: dict[str, Any]) -> dict[str, str]:
     figs["per_category"] = _fig_to_img(fig)
     # per-region macro-F1
     fig, ax = plt.subplots(figsize=(7, 3))
-    regions = list(report["backends"][backends[0]]["loro"]["per_region"])
+    regions = sorted({r for b in backends for r in report["backends"][b]["loro"]["per_region"]})
     for k, b in enumerate(backends):
         pr = report["backends"][b]["loro"]["per_region"]
-        ax.bar(np.arange(len(regions)) + k * 0.8 / len(backends), [pr[r]["macro_f1"] for r in regions],
+        ax.bar(np.arange(len(regions)) + k * 0.8 / len(backends),
+               [pr[r]["macro_f1"] if r in pr else np.nan for r in regions],
                0.8 / len(backends), label=b)
     ax.set_xticks(np.arange(len(regions)) + 0.4 - 0.4 / len(backends), regions)
     ax.set_ylabel("macro-F1 (held-out region)")
