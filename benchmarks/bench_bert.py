@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""BERT backend speed on this machine: inference passages/s (fp32 and int8, batched and
+"""BERT backend speed on this machine: inference passages/s (float32, bfloat16 and int8, batched and
 length-sorted) against a plain transformers text-classification pipeline fed one passage at a
 time on the same encoder, plus peak memory and the training time recorded in the model.
 
@@ -46,17 +46,18 @@ def main() -> None:
            "passages": len(sample), "mean_chars": float(np.mean([len(t) for t in sample])),
            "device": str(model.device_)}
     results = {}
-    for quantize in (False, True):
-        model.quantize, model.quantized_ = quantize, None
+    for dtype in ("float32", "bfloat16", "int8"):
+        model.inference_dtype, model.quantized_ = dtype, None
         model.predict_proba(sample[:64])  # warm-up (and quantization)
         started = time.perf_counter()
         scores = model.predict_proba(sample)
         seconds = time.perf_counter() - started
-        results["int8" if quantize else "fp32"] = scores
-        out[f"policyclf_{'int8' if quantize else 'fp32'}_passages_per_s"] = round(len(sample) / seconds, 1)
-    agree = ((results["int8"] >= model.thresholds_) == (results["fp32"] >= model.thresholds_)).mean()
-    out["int8_vs_fp32_decision_agreement"] = round(float(agree), 4)
-    out["int8_vs_fp32_max_abs_score_diff"] = round(float(np.abs(results["int8"] - results["fp32"]).max()), 4)
+        results[dtype] = scores
+        out[f"policyclf_{dtype}_passages_per_s"] = round(len(sample) / seconds, 1)
+    for dtype in ("bfloat16", "int8"):
+        agree = ((results[dtype] >= model.thresholds_) == (results["float32"] >= model.thresholds_)).mean()
+        out[f"{dtype}_vs_float32_decision_agreement"] = round(float(agree), 4)
+        out[f"{dtype}_vs_float32_max_abs_score_diff"] = round(float(np.abs(results[dtype] - results["float32"]).max()), 4)
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
@@ -75,8 +76,8 @@ def main() -> None:
         pipe(text, truncation=True, max_length=model.max_length)
     pipe_rate = len(few) / (time.perf_counter() - started)
     out["transformers_pipeline_one_at_a_time_passages_per_s"] = round(pipe_rate, 1)
-    out["speedup_int8_vs_pipeline"] = round(out["policyclf_int8_passages_per_s"] / pipe_rate, 2)
-    out["speedup_fp32_vs_pipeline"] = round(out["policyclf_fp32_passages_per_s"] / pipe_rate, 2)
+    for dtype in ("float32", "bfloat16", "int8"):
+        out[f"speedup_{dtype}_vs_pipeline"] = round(out[f"policyclf_{dtype}_passages_per_s"] / pipe_rate, 2)
     out["peak_rss_mb"] = round(peak_rss_mb(), 0)
     val = meta.get("validation") or {}
     out["training_seconds_recorded_in_model"] = val.get("train_seconds")

@@ -186,3 +186,14 @@ def test_real_base_model_end_to_end(tmp_path):
     loaded = load_model(tmp_path / "m")
     np.testing.assert_allclose(loaded.predict_proba(texts[:4]), model.predict_proba(texts[:4]), atol=5e-3)
     assert sum(f.stat().st_size for f in (tmp_path / "m").iterdir()) < 25 * 2**20
+
+
+def test_inference_precisions_stay_close_to_float32(tiny_bert_dir):
+    texts, labels = toy_data(2)
+    model = tiny(tiny_bert_dir, epochs=3).fit(texts, labels)
+    ref = model.predict_proba(texts)
+    for dtype, tol in (("bfloat16", 0.05), ("int8", 0.2)):
+        model.inference_dtype, model.quantized_ = dtype, None
+        np.testing.assert_allclose(model.predict_proba(texts), ref, atol=tol)
+    with pytest.raises(ModelError, match="expected float32, bfloat16 or int8"):
+        BertClassifier(inference_dtype="fp8")

@@ -243,18 +243,23 @@ def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal,
 
 def _score_and_commit(results: list[DocResult], model: Any, journal: Journal, batch_size: int,
                       review_margin: float) -> None:
-    items = [Item(f"{r.rel}:{s:03d}", t, s, r.rel) for r in results if not r.error for t, s in zip(r.texts, r.seqs)]
-    scores = np.zeros((len(items), len(CATEGORIES)))
-    order = np.argsort([len(it.text) for it in items], kind="stable")  # length-sorted batches, less padding
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        scores[idx] = model.predict_proba([items[i].text for i in idx])
-    rows = make_rows(items, scores, model.thresholds_)
-    by_doc: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_doc.setdefault(row["doc"], []).append(_with_review(row, model.thresholds_, review_margin))
+    """Score each document's passages in length-sorted batches of its own, then commit it.
+
+    Batches never mix documents, so a document's scores do not depend on which other documents
+    were in the run: an interrupted and resumed run writes exactly what an uninterrupted one does.
+    """
     for r in results:
-        journal.commit(r.rel, r.sha1, by_doc.get(r.rel, []), r.error)
+        rows: list[dict[str, Any]] = []
+        if not r.error:
+            items = [Item(f"{r.rel}:{s:03d}", t, s, r.rel) for t, s in zip(r.texts, r.seqs)]
+            scores = np.zeros((len(items), len(CATEGORIES)))
+            order = np.argsort([len(it.text) for it in items], kind="stable")
+            for s in range(0, len(order), batch_size):
+                idx = order[s:s + batch_size]
+                scores[idx] = model.predict_proba([items[i].text for i in idx])
+            rows = [_with_review(row, model.thresholds_, review_margin)
+                    for row in make_rows(items, scores, model.thresholds_)]
+        journal.commit(r.rel, r.sha1, rows, r.error)
 
 
 DOC_COLUMNS = ["doc", "sha1", "n_passages", "n_review", "labels",

@@ -28,7 +28,8 @@ class ModelConfig(_Section):
     window_stride: int = Field(128, ge=8, description="token overlap step of sliding windows for long passages")
     trainable_layers: int = Field(
         4, ge=1, le=48, description="fine-tune the top N encoder layers + head; embeddings and lower layers stay frozen")
-    quantize: bool = Field(False, description="dynamic int8 quantization of linear layers for CPU inference")
+    inference_dtype: Literal["float32", "bfloat16", "int8"] = Field(
+        "bfloat16", description="CPU inference precision (see BertClassifier)")
     inference_batch_size: int = Field(64, ge=1)
 
 
