@@ -125,7 +125,7 @@ def _gold_and_scores(examples, preds):
 
 
 def _with_intervals(y, pred, n_boot: int, groups=None, seed: int = 0) -> dict[str, Any]:
-    from policyclf.metrics import bootstrap_ci, macro_f1, micro_f1, sample_f1
+    from policyclf.metrics import bootstrap_ci, macro_f1, micro_f1, per_category, sample_f1
 
     rep = multilabel_report(y, pred)
     rep["ci_passages"] = {name: bootstrap_ci(fn, y, pred, n_boot=n_boot, seed=seed)
@@ -134,13 +134,8 @@ def _with_intervals(y, pred, n_boot: int, groups=None, seed: int = 0) -> dict[st
         rep["ci_documents"] = {name: bootstrap_ci(fn, y, pred, n_boot=n_boot, seed=seed, groups=groups)
                                for name, fn in (("macro_f1", macro_f1), ("micro_f1", micro_f1))}
     for j, cat in enumerate(rep["per_category"]):
-        from policyclf.metrics import _prf
-
-        def f1_j(t, p, j=j):
-            tp = float(((t[:, j] == 1) & (p[:, j] == 1)).sum())
-            fp = float(((t[:, j] == 0) & (p[:, j] == 1)).sum())
-            fn = float(((t[:, j] == 1) & (p[:, j] == 0)).sum())
-            return _prf(tp, fp, fn)[2]
+        def f1_j(t, p, j=j, cat=cat):
+            return per_category(t[:, [j]], p[:, [j]], [cat])[cat]["f1"]
 
         rep["per_category"][cat]["f1_ci"] = bootstrap_ci(f1_j, y, pred, n_boot=n_boot, seed=seed)
     return rep

@@ -254,7 +254,7 @@ class BertClassifier(BaseClassifier):
             batches = self._length_batches(train_idx, by_passage, windows, rng)
             epoch_loss = 0.0
             for batch in batches:
-                logits = self._passage_logits(batch, by_passage, cached, train=True)
+                logits = self._passage_logits(batch, by_passage, cached)
                 loss = loss_fn(logits, torch.from_numpy(y[batch]).to(self.device_))
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
@@ -318,7 +318,7 @@ class BertClassifier(BaseClassifier):
         rng.shuffle(batches)
         return batches
 
-    def _passage_logits(self, batch: np.ndarray, by_passage, cached, train: bool) -> torch.Tensor:
+    def _passage_logits(self, batch: np.ndarray, by_passage, cached) -> torch.Tensor:
         win = [w for p in batch for w in by_passage[p]]
         owner = torch.tensor([k for k, p in enumerate(batch) for _ in by_passage[p]], device=self.device_)
         width = max(cached[w].shape[0] for w in win)
@@ -338,7 +338,7 @@ class BertClassifier(BaseClassifier):
         outs = []
         with torch.no_grad():
             for s in range(0, len(idx), self.batch_size * 2):
-                outs.append(self._passage_logits(idx[s:s + self.batch_size * 2], by_passage, cached, train=False))
+                outs.append(self._passage_logits(idx[s:s + self.batch_size * 2], by_passage, cached))
         return torch.cat(outs).float()
 
     def _trained_state(self) -> dict[str, torch.Tensor]:
