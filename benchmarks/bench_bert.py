@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import resource
 import time
 
@@ -42,12 +42,17 @@ def main() -> None:
     sample = [passages[i].text for i in rng.choice(len(passages), size=min(args.n, len(passages)), replace=False)]
     model = load_model(args.model)
     meta = read_meta(args.model)
-    out = {"machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+    from policyclf.hardware import cpu_info, describe_cpu
+
+    out = {"cpu": describe_cpu(), "cpu_flags": cpu_info()["flags"], "torch_threads": torch.get_num_threads(),
+           "isa_limits": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)},
            "passages": len(sample), "mean_chars": float(np.mean([len(t) for t in sample])),
-           "device": str(model.device_)}
+           "device": str(model.device_), "runtime": "torch",
+           "default_precision": model.runtime_info()["precision"],
+           "default_precision_reason": model.runtime_info()["precision_reason"]}
     results = {}
     for dtype in ("float32", "bfloat16", "int8"):
-        model.inference_dtype, model.quantized_ = dtype, None
+        model.inference_dtype, model._precision, model.quantized_ = dtype, None, None
         model.predict_proba(sample[:64])  # warm-up (and quantization)
         started = time.perf_counter()
         scores = model.predict_proba(sample)

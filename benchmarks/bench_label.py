@@ -56,12 +56,16 @@ def main() -> None:
             res = label_folder(tmp / "docs", tmp / f"out-{Path(model).name}", model, workers=args.workers,
                                batch_size=args.batch_size, progress=False)
             seconds = time.perf_counter() - started
-            results.append({"model": model, "documents": res.documents, "passages": res.passages,
+            run = json.loads((tmp / f"out-{Path(model).name}" / ".work" / "run.json").read_text())
+            results.append({"model": model, "runtime": run.get("runtime"), "documents": res.documents,
+                            "passages": res.passages,
                             "errors": res.errors, "seconds": round(seconds, 1),
                             "documents_per_s": round(res.documents / seconds, 1),
                             "passages_per_s": round(res.passages / seconds, 1)})
         peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-        print(json.dumps({"workers": args.workers, "runs": results, "peak_rss_mb_max_process": round(peak / 1024)}, indent=2))
+        from policyclf.hardware import describe_cpu
+
+        print(json.dumps({"cpu": describe_cpu(), "workers": args.workers, "runs": results, "peak_rss_mb_max_process": round(peak / 1024)}, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

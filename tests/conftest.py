@@ -99,3 +99,16 @@ def fake_repo(tmp_path: Path, fake_corpus: Path) -> Path:
     for name, rows in (("six_regions.jsonl", six), ("other_provinces_test.jsonl", other)):
         (adir / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_model(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved policyclf BERT model (tiny random base, a few epochs on the toy data), float32 inference."""
+    from policyclf.models.bert import BertClassifier
+
+    texts, labels = toy_data(2)
+    model = BertClassifier(base_model=str(tiny_bert_dir), max_length=16, window_stride=6, trainable_layers=2,
+                           epochs=2, batch_size=8, learning_rate=5e-3, head_learning_rate=3e-2, patience=5,
+                           validation_fraction=0.25, progress=False, seed=3, inference_dtype="float32")
+    model.fit(texts, labels)
+    return model.save(tmp_path_factory.mktemp("tiny_bert_model") / "model")

@@ -26,12 +26,13 @@ def model_dir(tmp_path, fake_repo, fake_corpus):
     return model.save(tmp_path / "model")
 
 
-def run_label(docs: Path, out: Path, model: Path, *extra: str, env: dict | None = None, wait: bool = True):
+def run_label(docs: Path, out: Path, model: Path, *extra: str, env: dict | None = None, wait: bool = True,
+              workers: int = 1):
     cmd = [sys.executable, "-m", "policyclf", "label", str(docs), "-o", str(out), "--model", str(model),
-           "--quiet", "--workers", "1", *extra]
+           "--quiet", "--workers", str(workers), *extra]
     full_env = {**os.environ, **(env or {})}
     if wait:
-        return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+        return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=900)
     return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -65,9 +66,8 @@ def test_bad_inputs_never_stop_the_run(tmp_path, model_dir):
     (docs / "corrupt.docx").write_bytes(b"PK\x03\x04 corrupt")
     (docs / "corrupt.pdf").write_bytes(b"%PDF-1.4 broken")
     make_pdf(docs / "locked.pdf", REGULATION, password="pw")
-    with (docs / "huge.txt").open("wb") as f:
-        f.write(("科技创新。" * 1000 + "\n").encode() * 3600)  # ~54 MB
-    res = run_label(docs, tmp_path / "out", model_dir)
+    (docs / "huge.txt").write_bytes(("科技创新。" * 1000 + "\n").encode() * 40)  # ~0.6 MB, over the limit below
+    res = run_label(docs, tmp_path / "out", model_dir, "--max-size-mb", "0.5")
     assert res.returncode == 0, res.stderr
     errors = {json.loads(line)["file"]: json.loads(line)["reason"]
               for line in (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()}
@@ -101,12 +101,17 @@ def test_killed_by_signal_then_resumed_is_identical(tmp_path, model_dir):
     proc = run_label(docs, tmp_path / "killed", model_dir, wait=False)
     manifest = tmp_path / "killed" / ".work" / "manifest.jsonl"
     deadline = time.time() + 120
+    done_at_kill = None
     while time.time() < deadline and proc.poll() is None:
         if manifest.exists() and manifest.stat().st_size > 0:
             proc.send_signal(signal.SIGKILL)
+            done_at_kill = len(manifest.read_bytes().splitlines())
             break
         time.sleep(0.02)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert done_at_kill is not None and done_at_kill < 120
+    assert not (tmp_path / "killed" / "passages.jsonl").exists()
     resumed = run_label(docs, tmp_path / "killed", model_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert outputs(tmp_path / "killed") == outputs(tmp_path / "clean")
@@ -163,12 +168,76 @@ def test_other_model_in_same_output_is_refused(tmp_path, model_dir):
     assert res.returncode == 1 and "holds a run with another model" in res.stderr
 
 
-def test_ray_engine_in_local_mode_matches_local_engine(tmp_path, model_dir):
+def test_ray_engine_in_local_mode_matches_local_engine_with_bert(tmp_path, tiny_bert_model):
+    """Byte-identical outputs with a BERT model on documents with more passages than a batch."""
     pytest.importorskip("ray")
     docs = many_docs(tmp_path / "docs", 5)
+    (docs / "long.txt").write_text("\n".join(f"第{i}条 设立科技专项资金支持企业研发和人才引进{'。' * (i % 7)}" for i in range(1, 12)),
+                                   encoding="utf-8")
     (docs / "empty.txt").write_bytes(b"")
-    assert run_label(docs, tmp_path / "local", model_dir).returncode == 0
-    res = run_label(docs, tmp_path / "ray", model_dir, "--engine", "ray",
+    assert run_label(docs, tmp_path / "local", tiny_bert_model, "--batch-size", "3").returncode == 0
+    res = run_label(docs, tmp_path / "ray", tiny_bert_model, "--engine", "ray", "--batch-size", "3",
                     env={"RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"})
     assert res.returncode == 0, res.stderr[-2000:]
     assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
+    rows = [json.loads(x) for x in outputs(tmp_path / "local")["passages.jsonl"].splitlines()]
+    assert sum(r["doc"] == "long.txt" for r in rows) > 3  # more passages than one batch
+
+
+def test_worker_pool_gives_the_same_output(tmp_path, model_dir):
+    docs = many_docs(tmp_path / "docs", 20)
+    assert run_label(docs, tmp_path / "one", model_dir).returncode == 0
+    res = run_label(docs, tmp_path / "two", model_dir, workers=2)
+    assert res.returncode == 0, res.stderr
+    assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
+
+
+def test_unknown_engine_is_refused(tmp_path, model_dir):
+    from policyclf.batch import label_folder
+    from policyclf.errors import PolicyclfError
+
+    docs = many_docs(tmp_path / "docs", 1)
+    with pytest.raises(PolicyclfError, match="engine 'spark': expected one of local, ray"):
+        label_folder(docs, tmp_path / "out", model_dir, engine="spark")
+
+
+def test_second_run_into_a_locked_folder_exits_naming_the_holder(tmp_path, model_dir):
+    from policyclf.batch import OutputLock
+
+    docs = many_docs(tmp_path / "docs", 2)
+    out = tmp_path / "out"
+    with OutputLock(out):
+        res = run_label(docs, out, model_dir)
+    assert res.returncode == 1
+    assert "is being written by another `policyclf label` run" in res.stderr and f"pid {os.getpid()}" in res.stderr
+    assert run_label(docs, out, model_dir).returncode == 0  # released: the folder is usable again
+
+
+def test_stale_lock_of_a_killed_run_is_taken_over(tmp_path, model_dir):
+    docs = many_docs(tmp_path / "docs", 3)
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from policyclf.batch import OutputLock; "
+        f"lock = OutputLock(Path({str(out)!r})); lock.acquire(); print('locked', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    assert run_label(docs, out, model_dir).returncode == 1  # held
+    holder.kill()
+    holder.wait()
+    assert "pid" in (out / ".work" / "lock").read_text()  # the dead holder's record is still there
+    res = run_label(docs, out, model_dir)
+    assert res.returncode == 0, res.stderr
+
+
+def test_two_concurrent_runs_never_duplicate_or_lose_rows(tmp_path, model_dir):
+    docs = many_docs(tmp_path / "docs", 60)
+    assert run_label(docs, tmp_path / "clean", model_dir).returncode == 0
+    first = run_label(docs, tmp_path / "out", model_dir, wait=False)
+    time.sleep(0.3)
+    second = run_label(docs, tmp_path / "out", model_dir, wait=False)
+    codes = [first.wait(timeout=300), second.wait(timeout=300)]
+    assert 0 in codes and set(codes) <= {0, 1}
+    if 1 in codes:
+        err = (first if codes[0] == 1 else second).stderr.read().decode()
+        assert "is being written by another" in err
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")

@@ -190,10 +190,77 @@ def test_real_base_model_end_to_end(tmp_path):
 
 def test_inference_precisions_stay_close_to_float32(tiny_bert_dir):
     texts, labels = toy_data(2)
-    model = tiny(tiny_bert_dir, epochs=3).fit(texts, labels)
+    model = tiny(tiny_bert_dir, epochs=3, inference_dtype="float32").fit(texts, labels)
     ref = model.predict_proba(texts)
     for dtype, tol in (("bfloat16", 0.05), ("int8", 0.2)):
-        model.inference_dtype, model.quantized_ = dtype, None
+        model.inference_dtype, model._precision, model.quantized_ = dtype, None, None
         np.testing.assert_allclose(model.predict_proba(texts), ref, atol=tol)
-    with pytest.raises(ModelError, match="expected float32, bfloat16 or int8"):
+    with pytest.raises(ModelError, match="expected auto, float32, bfloat16, int8"):
         BertClassifier(inference_dtype="fp8")
+
+
+@pytest.mark.parametrize("flags, device, expected", [
+    ({"avx2": True, "avx512_bf16": False, "amx_bf16": False}, "cpu", "float32"),
+    ({"avx2": True, "avx512_bf16": True, "amx_bf16": False}, "cpu", "bfloat16"),
+    ({"avx2": True, "avx512_bf16": False, "amx_bf16": True}, "cpu", "bfloat16"),
+    ({"avx2": True, "avx512_bf16": False, "amx_bf16": False}, "cuda", "bfloat16"),
+])
+def test_auto_precision_follows_the_hardware(monkeypatch, flags, device, expected):
+    from policyclf import hardware
+
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"model": "test", "flags": flags, "cores": 2, "machine": "x86_64"})
+    assert hardware.resolve_precision("auto", device)[0] == expected
+    assert hardware.resolve_precision("int8", device) == ("int8", "set explicitly")  # an explicit setting wins
+
+
+def test_auto_never_picks_emulated_bf16_here(tiny_bert_model):
+    from policyclf import hardware
+
+    model = load_model(tiny_bert_model, inference_dtype="auto")
+    assert model.precision_ == ("bfloat16" if hardware.native_bf16() else "float32")
+    info = model.runtime_info()
+    assert info["precision"] == model.precision_ and "cores" in info["cpu"]
+
+
+def test_scores_do_not_depend_on_batch_mates_or_batch_size(tiny_bert_model):
+    """Every precision `auto` can choose here: a passage's scores within 1e-4 whatever shares its batch."""
+    texts, _ = toy_data(1)
+    texts = texts + ["本条例自公布之日起施行，" * 9 + "设立科技专项资金"]  # long: several windows, much padding
+    model = load_model(tiny_bert_model, inference_dtype="auto")
+    alone = np.vstack([model.predict_proba([t]) for t in texts])
+    for bs in (1, 3, 64):
+        model.inference_batch_size = bs
+        np.testing.assert_allclose(model.predict_proba(texts), alone, atol=1e-4)
+        np.testing.assert_allclose(model.predict_proba(texts[::-1])[::-1], alone, atol=1e-4)
+
+
+def test_defaults_come_from_the_config_schema():
+    import inspect
+
+    from policyclf.config import ModelConfig, TrainingConfig
+
+    sig = inspect.signature(BertClassifier)
+    assert sig.parameters["inference_dtype"].default == ModelConfig().inference_dtype == "auto"
+    assert sig.parameters["epochs"].default == TrainingConfig().epochs
+    assert sig.parameters["trainable_layers"].default == ModelConfig().trainable_layers
+
+
+def test_model_trained_for_cuda_loads_on_a_cpu_machine(tiny_bert_model, tmp_path):
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(tiny_bert_model, d)
+    assert 'device = "auto"' in (d / "config.toml").read_text()  # the training device is not kept
+    cfg = (d / "config.toml").read_text().replace('device = "auto"', 'device = "cuda"')
+    (d / "config.toml").write_text(cfg)  # as an older or hand-edited model directory might say
+    model = load_model(d)
+    assert model.device_.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert model.predict_proba(["设立科技专项资金"]).shape == (1, 7)
+
+
+def test_fit_with_no_finite_validation_loss_says_so(tiny_bert_dir, monkeypatch):
+    texts, labels = toy_data(2)
+    model = tiny(tiny_bert_dir, epochs=2)
+    monkeypatch.setattr(BertClassifier, "_eval_logits", lambda self, *a: torch.full((len(a[0]), 7), float("nan")))
+    with pytest.raises(ModelError, match="validation loss was never finite"):
+        model.fit(texts, labels)

@@ -2,8 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from policyclf.corpus import check_annotations, load_examples, load_passages, read_annotations, resolve_corpus_dir, text_sha1
+from policyclf.cli import app
 from policyclf.errors import DataError
 
 
@@ -99,10 +101,37 @@ def test_data_check_cli_fails_with_one_line(fake_repo, fake_corpus):
     assert "Traceback" not in bad.output
 
 
-def test_examples_as_a_datasets_table(fake_repo, fake_corpus):
-    from policyclf.corpus import to_dataset
+def test_export_hf_dataset_dict(fake_repo, fake_corpus, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from policyclf.labels import CATEGORIES
 
-    passages = load_passages(fake_corpus)
-    ex = load_examples([fake_repo / "data" / "annotated" / "six_regions.jsonl"], passages, regions=["beijing"])
-    ds = to_dataset(ex)
-    assert ds.num_rows == 16 and ds[0]["region"] == "beijing" and isinstance(ds[0]["labels"], list)
+    out = tmp_path / "hf"
+    res = CliRunner().invoke(app, ["data", "export", "--format", "hf", "-o", str(out), "--corpus", str(fake_corpus)],
+                             env={"POLICYCLF_HOME": str(fake_repo)})
+    assert res.exit_code == 0, res.output
+    dd = datasets.load_from_disk(str(out))
+    assert dd["train"].num_rows == 48 and dd["test"].num_rows == 8
+    feature = dd["train"].features["labels"]
+    assert feature.feature.names == list(CATEGORIES)
+    row = dd["train"][0]
+    assert row["region"] == "beijing" and [CATEGORIES[i] for i in row["labels"]] == ["investment_channels"]
+    again = CliRunner().invoke(app, ["data", "export", "--format", "hf", "-o", str(out), "--corpus", str(fake_corpus)],
+                               env={"POLICYCLF_HOME": str(fake_repo)})
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_agreement_json_has_no_nan(fake_repo, fake_corpus, tmp_path):
+    """A category nobody coded has an undefined kappa: written as null, never as NaN."""
+    six = [json.loads(x) for x in (fake_repo / "data" / "annotated" / "six_regions.jsonl").read_text().splitlines()]
+    double = [{**r, "coder": c, "round": "al1"} for r in six[:10] for c in ("A", "B")]
+    (tmp_path / "double.jsonl").write_text("".join(json.dumps(r) + "\n" for r in double))
+    out = tmp_path / "agreement.json"
+    res = CliRunner().invoke(app, ["data", "agreement", "--double", str(tmp_path / "double.jsonl"), "--final",
+                                   str(fake_repo / "data" / "annotated" / "six_regions.jsonl"), "-o", str(out),
+                                   "--corpus", str(fake_corpus)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "NaN" not in text
+    data = json.loads(text)
+    assert data["per_category"]["social_organizations"]["human_ceiling_f1"] is None  # no positives: undefined
+    assert data["per_round"]["al1"]["overall"]["passages"] == 10

@@ -1,3 +1,6 @@
+import pytest
+
+from policyclf.errors import LabelError
 from policyclf.labels import CATEGORIES, CODEBOOK, SUBCODE_TO_CATEGORY, SUBCODES, label_index
 
 
@@ -17,5 +20,15 @@ def test_label_index_rejects_unknown():
     import pytest
 
     assert label_index("talent_teams") == 5
-    with pytest.raises(KeyError, match="expected one of"):
+    with pytest.raises(LabelError, match="expected one of"):
         label_index("talent")
+
+
+def test_label_matrix_round_trip_and_one_error_type():
+    from policyclf.labels import labels_to_matrix, matrix_to_labels
+
+    y = labels_to_matrix([["talent_teams", "institutional_system"], []])
+    assert y.shape == (2, 7) and y[0, 0] == 1 and y[0, 5] == 1 and y[1].sum() == 0
+    assert matrix_to_labels(y) == [["institutional_system", "talent_teams"], []]
+    with pytest.raises(LabelError, match="unknown label 'talent'"):
+        labels_to_matrix([["talent"]])

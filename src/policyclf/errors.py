@@ -9,6 +9,10 @@ class DataError(PolicyclfError):
     """Corpus or annotation records are invalid or do not match each other."""
 
 
+class LabelError(DataError):
+    """A category id that is not one of the codebook's seven."""
+
+
 class DocumentError(PolicyclfError):
     """A document could not be read or segmented."""
 

@@ -6,7 +6,12 @@ Everything else in policyclf imports the label set from here; the order of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+
+from policyclf.errors import LabelError
 
 
 @dataclass(frozen=True)
@@ -45,19 +50,42 @@ CODEBOOK: tuple[Category, ...] = (
 )
 
 CATEGORIES: tuple[str, ...] = tuple(c.id for c in CODEBOOK)
-CATEGORY_NAMES_ZH: dict[str, str] = {c.id: c.name_zh for c in CODEBOOK}
 SUBCODE_TO_CATEGORY: dict[str, str] = {s: c.id for c in CODEBOOK for s, _ in c.subcodes}
 SUBCODES: tuple[str, ...] = tuple(SUBCODE_TO_CATEGORY)
-N_LABELS = len(CATEGORIES)
+
+
+def _unknown(label: object, categories: Sequence[str]) -> LabelError:
+    return LabelError(f"unknown label {label!r}; expected one of {', '.join(categories)} (see the shared CODEBOOK.md)")
 
 
 def label_index(label: str) -> int:
     """Column of ``label`` in score matrices.
 
     Raises:
-        KeyError: for an id that is not one of the seven categories.
+        LabelError: for an id that is not one of the seven categories.
     """
     try:
         return CATEGORIES.index(label)
     except ValueError:
-        raise KeyError(f"unknown label {label!r}; expected one of {', '.join(CATEGORIES)}") from None
+        raise _unknown(label, CATEGORIES) from None
+
+
+def labels_to_matrix(labels: Sequence[Sequence[str]], categories: Sequence[str] = CATEGORIES) -> np.ndarray:
+    """Binary (n, k) matrix from lists of category ids.
+
+    Raises:
+        LabelError: for a label outside ``categories``.
+    """
+    index = {c: i for i, c in enumerate(categories)}
+    y = np.zeros((len(labels), len(categories)), dtype=np.int8)
+    for row, labs in enumerate(labels):
+        for lab in labs:
+            if lab not in index:
+                raise _unknown(lab, categories)
+            y[row, index[lab]] = 1
+    return y
+
+
+def matrix_to_labels(y: np.ndarray, categories: Sequence[str] = CATEGORIES) -> list[list[str]]:
+    """Lists of category ids from a binary (n, k) matrix."""
+    return [[categories[j] for j in np.flatnonzero(row)] for row in y]

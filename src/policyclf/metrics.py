@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from policyclf.labels import CATEGORIES
+from policyclf.labels import CATEGORIES, labels_to_matrix
 
 
 def _prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
@@ -202,7 +202,6 @@ def agreement_table(
     ceiling); overall: exact label-set agreement, MASI-distance alpha over label sets, pooled
     kappa, and each coder's micro/macro F1 against the final labels.
     """
-    from policyclf.models.base import labels_to_matrix
 
     ya, yb, yf = (labels_to_matrix(x, categories) for x in (coder_a, coder_b, final))
     per: dict[str, Any] = {}
@@ -215,7 +214,8 @@ def agreement_table(
             "positives_a": int(ya[:, j].sum()), "positives_b": int(yb[:, j].sum()),
             "positives_final": int(yf[:, j].sum()),
             "f1_a_vs_final": fa, "f1_b_vs_final": fb,
-            "human_ceiling_f1": float(np.nanmean([fa, fb])),
+            "human_ceiling_f1": float(np.nanmean([fa, fb])) if not (np.isnan(fa) and np.isnan(fb))
+            else float("nan"),
         }
     sets_a = [frozenset(x) for x in coder_a]
     sets_b = [frozenset(x) for x in coder_b]

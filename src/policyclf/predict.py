@@ -18,32 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from policyclf.corpus import REPO_ROOT, read_jsonl
+from policyclf.corpus import project_root, read_jsonl
 from policyclf.errors import DataError, DocumentError, PolicyclfError
 from policyclf.labels import CATEGORIES
-from policyclf.models.base import BaseClassifier, load_model
-from policyclf.segment import SUPPORTED_SUFFIXES, find_documents, segment_document
+from policyclf.models.base import load_model
+from policyclf.scoring import Item, document_rows, load_document, make_rows, score_texts
+from policyclf.segment import SUPPORTED_SUFFIXES, find_documents
 
-MODELS_DIR = REPO_ROOT / "models"
 DEFAULT_MODELS = ("policyclf-bert", "policyclf-tfidf")
 
 
-@dataclass
-class Item:
-    """One passage to score."""
-
-    passage_id: str
-    text: str
-    seq: int
-    doc: str | None = None
-
-
 def default_model_dir() -> Path:
-    """The shipped default model: the BERT model, else the baseline."""
+    """The shipped default model under the project's ``models/``: the BERT model, else the baseline."""
+    models = project_root() / "models"
     for name in DEFAULT_MODELS:
-        if (MODELS_DIR / name / "meta.json").is_file():
-            return MODELS_DIR / name
-    raise PolicyclfError(f"no default model under {MODELS_DIR}; pass --model DIR")
+        if (models / name / "meta.json").is_file():
+            return models / name
+    raise PolicyclfError(f"no default model under {models}; pass --model DIR")
 
 
 def read_passage_jsonl(path: str | Path) -> list[Item]:
@@ -63,41 +54,6 @@ def read_passage_jsonl(path: str | Path) -> list[Item]:
     if not items:
         raise DataError(f"{path}: no passages (empty file)")
     return items
-
-
-def document_items(path: Path, root: Path) -> list[Item]:
-    """Passages of one document file, ids ``<relative path>:<seq>``."""
-    rel = path.relative_to(root).as_posix() if path != root else path.name
-    return [Item(f"{rel}:{s.seq:03d}", s.text, s.seq, rel) for s in segment_document(path)]
-
-
-def score_items(model: BaseClassifier, items: Sequence[Item], batch_size: int = 64,
-                progress: bool = True) -> np.ndarray:
-    """(n, 7) scores, in batches, with a progress bar."""
-    from tqdm import tqdm
-
-    out = np.zeros((len(items), len(CATEGORIES)))
-    bar = tqdm(total=len(items), unit="passage", desc="scoring", disable=not progress, file=sys.stderr)
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        out[start:start + len(chunk)] = model.predict_proba([it.text for it in chunk])
-        bar.update(len(chunk))
-    bar.close()
-    return out
-
-
-def make_rows(items: Sequence[Item], scores: np.ndarray, thresholds: np.ndarray) -> list[dict[str, Any]]:
-    """Output rows of the passage contract."""
-    rows = []
-    for it, row in zip(items, scores):
-        rec: dict[str, Any] = {"passage_id": it.passage_id}
-        if it.doc is not None:
-            rec["doc"] = it.doc
-        rec["seq"] = it.seq
-        rec["labels"] = [c for c, s, t in zip(CATEGORIES, row, thresholds) if s >= t]
-        rec["scores"] = {c: round(float(s), 6) for c, s in zip(CATEGORIES, row)}
-        rows.append(rec)
-    return rows
 
 
 CSV_COLUMNS = ["passage_id", "doc", "seq", "labels", *[f"score_{c}" for c in CATEGORIES]]
@@ -139,10 +95,12 @@ class PredictResult:
     passages: int
     documents: int
     errors: list[tuple[str, str]]
+    runtime: dict[str, Any] | None = None
 
 
 def predict(input_path: str | Path, output: str | Path, model_dir: str | Path | None = None, *,
-            force: bool = False, batch_size: int = 64, progress: bool = True) -> PredictResult:
+            force: bool = False, batch_size: int = 64, progress: bool = True, device: str | None = None,
+            precision: str | None = None) -> PredictResult:
     """Label a passage ``.jsonl``, a document file, or a folder of documents.
 
     Unreadable documents are skipped and returned in ``errors``; the others are labelled.
@@ -156,28 +114,40 @@ def predict(input_path: str | Path, output: str | Path, model_dir: str | Path | 
         raise PolicyclfError(f"{input_path}: no such file or folder")
     if output.exists() and not force:
         raise PolicyclfError(f"{output} already exists; pass --force to overwrite it")
-    model = load_model(model_dir or default_model_dir())
+    model = load_model(model_dir or default_model_dir(), device=device, inference_dtype=precision)
+    runtime = model.runtime_info()
+    print(f"model {model_dir or default_model_dir()}: {runtime['device']}, {runtime['precision']}"
+          + (f" ({runtime['precision_reason']})" if "precision_reason" in runtime else ""), file=sys.stderr)
     errors: list[tuple[str, str]] = []
-    documents = 0
     if input_path.is_file() and input_path.suffix.lower() == ".jsonl":
         items = read_passage_jsonl(input_path)
-    elif input_path.is_file():
-        items = document_items(input_path, input_path.parent)
-        documents = 1
+        scores = score_texts(model, [it.text for it in items], batch_size=batch_size, progress=progress)
+        write_rows(make_rows(items, scores, model.thresholds_), output)
+        return PredictResult(output, len(items), 0, errors, runtime)
+    if input_path.is_file():
+        root, paths = input_path.parent, [input_path]
     else:
-        paths = find_documents(input_path)
+        root, paths = input_path, find_documents(input_path)
         if not paths:
             raise PolicyclfError(f"{input_path}: no documents ({', '.join(SUPPORTED_SUFFIXES)}) in this folder")
-        items = []
-        for path in paths:
-            try:
-                items.extend(document_items(path, input_path))
-                documents += 1
-            except DocumentError as exc:
-                errors.append((str(path), str(exc)))
-        if not items:
-            raise PolicyclfError(f"{input_path}: none of {len(paths)} documents could be read "
-                                 f"(first error: {errors[0][1]})")
-    scores = score_items(model, items, batch_size=batch_size, progress=progress)
-    write_rows(make_rows(items, scores, model.thresholds_), output)
-    return PredictResult(output, len(items), documents, errors)
+    docs = []
+    for path in paths:
+        try:
+            docs.append(load_document(path, root))
+        except DocumentError as exc:
+            if input_path.is_file():
+                raise
+            errors.append((str(path), str(exc)))
+    if not docs:
+        raise PolicyclfError(f"{input_path}: none of {len(paths)} documents could be read "
+                             f"(first error: {errors[0][1]})")
+    from tqdm import tqdm
+
+    rows = []
+    with tqdm(total=sum(len(d.texts) for d in docs), unit="passage", desc="scoring", disable=not progress,
+              file=sys.stderr) as bar:
+        for doc in docs:
+            rows += document_rows(model, doc, batch_size)
+            bar.update(len(doc.texts))
+    write_rows(rows, output)
+    return PredictResult(output, len(rows), len(docs), errors, runtime)

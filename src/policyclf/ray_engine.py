@@ -1,7 +1,8 @@
 """`policyclf label --engine ray`: the same per-document work on a Ray cluster via Ray Data.
 
 Reading and segmenting run as a Ray Data ``map`` (one task per document, anywhere in the
-cluster); scoring runs in ``map_batches`` actors that each load the model once. Results stream
+cluster); scoring runs in ``map_batches`` actors that each load the model once. Both use the neutral
+:mod:`policyclf.scoring` module, exactly as the local engine does. Results stream
 back to the driver, which commits them to the same journal as the local engine, so resuming and
 the output files are identical. Without ``RAY_ADDRESS`` a local Ray instance is started.
 """
@@ -16,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from policyclf.errors import PolicyclfError
+from policyclf.scoring import DocResult, document_rows, process_document
 
 
 def _segment_row(row: dict[str, Any]) -> dict[str, Any]:
-    from policyclf.batch import process_document
-
     res = process_document((row["root"], row["rel"], row["max_bytes"]))
     return {"rel": res.rel, "sha1": res.sha1, "texts": json.dumps(res.texts, ensure_ascii=False),
             "seqs": json.dumps(res.seqs), "error": res.error or ""}
@@ -29,38 +29,29 @@ def _segment_row(row: dict[str, Any]) -> dict[str, Any]:
 class _Scorer:
     """A Ray Data actor holding one loaded model."""
 
-    def __init__(self, model_dir: str, batch_size: int) -> None:
+    def __init__(self, model_dir: str, batch_size: int, runtime: dict[str, Any]) -> None:
         from policyclf.models.base import load_model
 
-        self.model = load_model(model_dir)
+        self.model = load_model(model_dir, **runtime)  # the driver's device and precision, not a new choice
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from policyclf.predict import Item, make_rows
-
         rows_out = []
-        for rel, texts, seqs, error in zip(batch["rel"], batch["texts"], batch["seqs"], batch["error"]):
-            if error:
-                rows_out.append("[]")
-                continue
-            items = [Item(f"{rel}:{s:03d}", t, s, rel) for t, s in zip(json.loads(texts), json.loads(seqs))]
-            scores = np.zeros((len(items), len(self.model.labels)))
-            for s in range(0, len(items), self.batch_size):
-                scores[s:s + self.batch_size] = self.model.predict_proba([it.text for it in items[s:s + self.batch_size]])
-            rows_out.append(json.dumps(make_rows(items, scores, self.model.thresholds_), ensure_ascii=False))
+        for rel, sha1, texts, seqs, error in zip(batch["rel"], batch["sha1"], batch["texts"], batch["seqs"],
+                                                 batch["error"]):
+            doc = DocResult(str(rel), str(sha1), json.loads(texts), json.loads(seqs), str(error) or None)
+            rows_out.append(json.dumps(document_rows(self.model, doc, self.batch_size), ensure_ascii=False))
         return {"rel": batch["rel"], "sha1": batch["sha1"], "error": batch["error"], "rows": np.array(rows_out, dtype=object)}
 
 
 def label_with_ray(root: str, rels: list[str], model_dir: str | Path, max_bytes: int,
-                   batch_size: int) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+                   batch_size: int, runtime: dict[str, Any] | None = None) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """Yield (DocResult-like, rows) per document, labelled through Ray Data."""
     try:
         import ray
         import ray.data
     except ImportError as exc:
         raise PolicyclfError("--engine ray needs Ray: pip install 'policyclf[ray]'") from exc
-    from policyclf.batch import DocResult
-
     if not rels:
         return
     if not ray.is_initialized():
@@ -69,7 +60,7 @@ def label_with_ray(root: str, rels: list[str], model_dir: str | Path, max_bytes:
     ctx.enable_progress_bars = False
     ds = ray.data.from_items([{"root": root, "rel": r, "max_bytes": max_bytes} for r in rels])
     ds = ds.map(_segment_row)
-    ds = ds.map_batches(_Scorer, fn_constructor_args=(str(model_dir), batch_size), batch_size=8,
+    ds = ds.map_batches(_Scorer, fn_constructor_args=(str(model_dir), batch_size, runtime or {}), batch_size=8,
                         concurrency=1, batch_format="numpy")
     for row in ds.iter_rows():
         res = DocResult(str(row["rel"]), str(row["sha1"]), error=str(row["error"]) or None)

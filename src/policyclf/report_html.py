@@ -127,10 +127,31 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-widt
 .note{color:#555;font-size:13px}"""
 
 
-def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path) -> None:
-    """Write ``report.html`` (opens offline; every figure is embedded)."""
-    from policyclf.report import headline_markdown
+def _curve_figure(rows: list[dict[str, Any]]) -> str:
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, title in ((axes[0], "loro_macro_f1", "leave-one-region-out"),
+                           (axes[1], "unseen_macro_f1", "unseen provinces")):
+        for backend in sorted({r["backend"] for r in rows}):
+            base = [r for r in rows if r["backend"] == backend and r["arm"] == "both" and key in r]
+            for arm, style in (("active", "-o"), ("random", "--s")):
+                pts = base + [r for r in rows if r["backend"] == backend and r["arm"] == arm and key in r]
+                if len(pts) > 1:
+                    ax.plot([r["passages"] for r in pts], [r[key] for r in pts], style, label=f"{backend}, {arm}")
+        ax.set_title(title)
+        ax.set_xlabel("coded six-region passages")
+        ax.set_ylabel("macro-F1")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _fig_to_img(fig)
+
+
+def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path, headline_md: str) -> None:
+    """Write ``report.html`` (opens offline; every figure is embedded); ``headline_md`` is README's table."""
     figs = _figures(report, pooled)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>policyclf evaluation report</title>"
              f"<style>{CSS}</style></head><body>",
@@ -194,7 +215,16 @@ def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path) -> No
         parts.append(_table(["passage", "region", "category", "error", "score", "threshold"], [
             [e["passage_id"], e["region"], e["category"], e["error"], e["score"], e["threshold"]]
             for e in data["worst_errors"]]))
+    if report.get("learning_curve"):
+        parts.append("<h2>Learning curve: active learning against random picks</h2>")
+        parts.append("<p class='note'>Each point trains on the v1 six-region set plus the pool rounds named; "
+                     "leave-one-region-out is always scored on the same v1 passages.</p>")
+        parts.append(_curve_figure(report["learning_curve"]))
+        parts.append(_table(["point", "arm", "model", "training passages", "LORO macro-F1", "unseen macro-F1",
+                             *CATEGORIES], [
+            [r["point"], r["arm"], r["backend"], r["passages"], r["loro_macro_f1"], r.get("unseen_macro_f1"),
+             *[r["loro_per_category"][c] for c in CATEGORIES]] for r in report["learning_curve"]]))
     parts.append("<h2>Model card section</h2><pre>" + html.escape(report["model_card"]) + "</pre>")
-    parts.append("<h2>Headline (Markdown, as in README)</h2><pre>" + html.escape(headline_markdown(report)) + "</pre>")
+    parts.append("<h2>Headline (Markdown, as in README)</h2><pre>" + html.escape(headline_md) + "</pre>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -12,43 +12,27 @@ from typing import Any
 
 import numpy as np
 
-from policyclf.config import Config, dump_config
-from policyclf.corpus import REPO_ROOT, Example, load_examples, load_passages, training_fingerprint
+from policyclf.config import Config
+from policyclf.corpus import Example, load_examples, load_passages, training_fingerprint
 from policyclf.errors import DataError, PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.models.base import BaseClassifier
+from policyclf.models.registry import backend_class
 
 
 def build_model(config: Config) -> BaseClassifier:
     """An unfitted classifier of the configured backend."""
-    if config.model.backend == "tfidf":
-        from policyclf.models.tfidf import TfidfClassifier
-
-        b = config.baseline
-        return TfidfClassifier(char_ngram_max=b.char_ngram_max, use_words=b.use_words, C=b.C,
-                               max_features=b.max_features, threshold_folds=b.threshold_folds,
-                               seed=config.training.seed)
-    from policyclf.models.bert import BertClassifier
-
-    return BertClassifier.from_config(config)
-
-
-def resolve_path(path: str | Path) -> Path:
-    """A config path: absolute, relative to the working directory, or to the repository root."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    return REPO_ROOT / p
+    return backend_class(config.model.backend).from_config(config)
 
 
 def training_examples(config: Config, corpus: str | None = None) -> list[Example]:
     """The annotated passages a config trains on."""
-    passages = load_passages(corpus or config.data.corpus)
-    files = [resolve_path(f) for f in config.data.annotations]
+    passages = load_passages(corpus or (config.resolve(config.data.corpus) if config.data.corpus else None))
+    files = [config.resolve(f) for f in config.data.annotations]
     for f in files:
         if not f.is_file():
             raise DataError(f"{f}: annotation file not found (data.annotations in the config)")
-    examples = load_examples(files, passages, config.data.regions or None)
+    examples = load_examples(files, passages, config.data.regions or None, config.data.rounds)
     if not examples:
         raise DataError(f"no annotated passages in {', '.join(map(str, files))}"
                         + (f" for regions {config.data.regions}" if config.data.regions else ""))
@@ -77,32 +61,45 @@ def prepare_output_dir(output: str | Path, force: bool) -> Path:
     return output
 
 
-def train(config: Config, output: str | Path, *, force: bool = False, corpus: str | None = None) -> Path:
-    """Train the configured backend on the annotated passages and write a model directory.
+def training_meta(model: BaseClassifier, examples: Sequence[Example], config: Config) -> dict[str, Any]:
+    """What meta.json records about a model's training data and validation."""
+    return {"training_data": {"fingerprint": training_fingerprint(examples),
+                              "annotations": list(config.data.annotations), **label_counts(examples)},
+            "validation": getattr(model, "validation_", None)}
 
-    The directory is written under a temporary name and renamed at the end, so a run that
-    dies leaves no half-written model.
+
+def save_model_atomic(model: BaseClassifier, output: str | Path, config: Config,
+                      examples: Sequence[Example]) -> Path:
+    """Write a model directory under a temporary name, then rename it into place.
+
+    A run that dies leaves no half-written model, and an existing model at ``output`` is
+    replaced only once the new one is complete.
     """
-    output = prepare_output_dir(output, force)
-    examples = training_examples(config, corpus)
-    model = fit_examples(build_model(config), examples)
-    extra = {
-        "training_data": {"fingerprint": training_fingerprint(examples),
-                          "annotations": list(config.data.annotations), **label_counts(examples)},
-        "validation": getattr(model, "validation_", None),
-    }
+    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        model.save(tmp, extra_meta=extra)
-        dump_config(config, tmp / "config.toml")
+        model.save(tmp, extra_meta=training_meta(model, examples, config), config=config)
         if output.exists():
-            shutil.rmtree(output)
-        tmp.rename(output)
+            old = output.with_name(f".{output.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            output.rename(old)
+            tmp.rename(output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(output)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def train(config: Config, output: str | Path, *, force: bool = False, corpus: str | None = None) -> Path:
+    """Train the configured backend on the annotated passages and write a model directory (atomically)."""
+    output = prepare_output_dir(output, force)
+    examples = training_examples(config, corpus)
+    model = fit_examples(build_model(config), examples)
+    return save_model_atomic(model, output, config, examples)
 
 
 def save_predictions(path: str | Path, examples: Sequence[Example], scores: np.ndarray,

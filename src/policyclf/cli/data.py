@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from policyclf.cli import data_app, handle_errors
+from policyclf.cli._util import data_app, handle_errors
 from policyclf.labels import CATEGORIES
 
 
@@ -43,38 +43,16 @@ def check_cli(
 @data_app.command("export")
 @handle_errors
 def export_cli(
-    output: Path = typer.Option(..., "-o", "--output", help=".jsonl or .csv"),
+    output: Path = typer.Option(..., "-o", "--output", help=".jsonl or .csv file, or a folder for --format hf"),
+    fmt: str = typer.Option(None, "--format", help="jsonl, csv or hf (a datasets.DatasetDict); default: from -o"),
     corpus: str = typer.Option(None, "--corpus"),
     force: bool = typer.Option(False, "--force"),
 ) -> None:
-    """Write annotations joined with corpus text (for reading; keep it outside the repository)."""
-    import csv
+    """Write annotations joined with corpus text (for reading or other tools; keep it outside the repository)."""
+    from policyclf.export import export_annotations
 
-    from policyclf.corpus import FINAL_FILES, annotations_dir, load_examples, load_passages
-    from policyclf.errors import PolicyclfError
-
-    if output.exists() and not force:
-        raise PolicyclfError(f"{output} already exists; pass --force to overwrite it")
-    passages = load_passages(corpus)
-    adir = annotations_dir()
-    examples = load_examples([adir / f for f in FINAL_FILES if (adir / f).is_file()], passages)
-    rows = [{"passage_id": e.passage_id, "doc_id": e.passage.doc_id, "region": e.passage.region,
-             "doc_type": e.passage.doc_type, "pool": e.passage.pool, "seq": e.passage.seq,
-             "heading": e.passage.heading, "labels": list(e.labels), "subcodes": list(e.subcodes),
-             "text": e.text} for e in examples]
-    if output.suffix.lower() == ".csv":
-        with output.open("w", encoding="utf-8-sig", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["passage_id"])
-            w.writeheader()
-            for r in rows:
-                w.writerow({**r, "labels": ";".join(r["labels"]), "subcodes": ";".join(r["subcodes"])})
-    elif output.suffix.lower() == ".jsonl":
-        with output.open("w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    else:
-        raise PolicyclfError(f"{output}: expected a .jsonl or .csv file name")
-    typer.echo(f"{len(rows)} annotated passages → {output}")
+    n = export_annotations(output, fmt, corpus=corpus, force=force)
+    typer.echo(f"{n} annotated passages → {output}")
 
 
 @data_app.command("agreement")
@@ -90,9 +68,65 @@ def agreement_cli(
 
     adir = annotations_dir()
     result = compute_agreement(double or adir / "double_coded.jsonl", final or adir / "six_regions.jsonl", corpus)
+    from policyclf.jsonutil import write_json
+
     out = output or adir / "agreement.json"
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out, result)
     o = result["overall"]
     typer.echo(f"{o['passages']} double-coded passages: exact agreement {o['exact_agreement']:.3f}, "
                f"MASI alpha {o['masi_alpha']:.3f}, pooled kappa {o['pooled_cohen_kappa']:.3f}, "
                f"human-ceiling macro-F1 {o['human_ceiling_macro_f1']:.3f} → {out}")
+
+
+@data_app.command("suggest")
+@handle_errors
+def suggest_cli(
+    n: int = typer.Option(..., "-n", min=1, help="passages to pick"),
+    output: Path = typer.Option(..., "-o", "--output", help="file for coders (.jsonl, or .json for label-studio)"),
+    pool: str = typer.Option("six_regions_pool", "--pool", help="corpus pool to pick from"),
+    model: Path = typer.Option(None, "--model", help="model whose scores guide the picks (default: the shipped model)"),
+    strategy: str = typer.Option("mixed", "--strategy", help="mixed, uncertainty, diversity or random"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, label-studio or doccano"),
+    seed: int = typer.Option(0, "--seed"),
+    exclude_picks: list[Path] = typer.Option([], "--exclude-picks", help="earlier *.picks.jsonl whose passages are still being coded"),
+    heldout_report: Path = typer.Option(None, "--heldout-report", help="report.json whose held-out per-category F1 weights the uncertainty"),
+    with_predictions: bool = typer.Option(False, "--with-predictions", help="label-studio only: add the model's labels as pre-annotations (never for gold data)"),
+    corpus: str = typer.Option(None, "--corpus"),
+    root: Path = typer.Option(None, "--root", help="repository root holding data/annotated (default: this checkout)"),
+    force: bool = typer.Option(False, "--force"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Pick the next passages to code (active learning); the coders' file carries no model scores."""
+    from collections import Counter
+
+    from policyclf.active import suggest_to_files
+
+    res = suggest_to_files(n, output, pool=pool, model_dir=model, strategy=strategy, fmt=fmt, seed=seed,
+                           exclude_picks=exclude_picks, heldout_report=heldout_report,
+                           with_predictions=with_predictions, corpus=corpus, root=root, force=force,
+                           progress=not quiet)
+    shares = Counter(p.strategy for p in res.picks)
+    typer.echo(f"{len(res.picks)} of {res.candidates} uncoded passages picked ("
+               + ", ".join(f"{k} {v}" for k, v in sorted(shares.items())) + f") → {res.output}; "
+               f"reasons and scores → {res.picks_log}")
+
+
+@data_app.command("import")
+@handle_errors
+def import_cli(
+    input_file: Path = typer.Argument(..., metavar="FILE", help="an annotation tool's export"),
+    fmt: str = typer.Option(..., "--format", help="label-studio (JSON export), doccano (JSONL export) or jsonl"),
+    coder: str = typer.Option(..., "--coder", help="who coded the batch (stored in every record)"),
+    output: Path = typer.Option(..., "-o", "--output", help="standoff records (.jsonl)"),
+    allow_coded: bool = typer.Option(False, "--allow-coded", help="accept passages that already have a final record"),
+    corpus: str = typer.Option(None, "--corpus"),
+    root: Path = typer.Option(None, "--root", help="repository root holding data/annotated (default: this checkout)"),
+    force: bool = typer.Option(False, "--force", help="overwrite OUTPUT"),
+) -> None:
+    """Turn a coded batch from Label Studio, doccano or JSONL into checked standoff records."""
+    from policyclf.annotation_tools import import_to_file
+
+    records = import_to_file(input_file, fmt, coder, output, corpus=corpus, root=root, force=force,
+                             allow_coded=allow_coded)
+    labelled = sum(1 for r in records if r["labels"])
+    typer.echo(f"{len(records)} records ({labelled} with labels) from {input_file} → {output}")

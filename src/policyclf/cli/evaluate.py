@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from policyclf.cli import app, handle_errors
+from policyclf.cli._util import app, handle_errors
 
 
 @app.command("evaluate")
@@ -18,11 +18,10 @@ def evaluate_cli(
     corpus: str = typer.Option(None, "--corpus"),
 ) -> None:
     """Micro/macro/sample F1 and per-category precision/recall/F1 on annotated passages."""
-    from policyclf.report import evaluate_model
+    from policyclf.evaluation import evaluate_model
+    from policyclf.jsonutil import clean_json
 
     result = evaluate_model(model_dir, annotations or None, regions or None, corpus)
-    from policyclf.report import clean_json
-
     text = json.dumps(clean_json(result), indent=2, ensure_ascii=False)
     if output:
         output.write_text(text + "\n", encoding="utf-8")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from policyclf.cli import app, handle_errors
+from policyclf.cli._util import app, handle_errors
 
 
 @app.command("label")
@@ -18,16 +18,16 @@ def label_cli(
     review_margin: float = typer.Option(0.1, "--review-margin", min=0.0, help="flag scores this close to a threshold"),
     max_size_mb: float = typer.Option(20.0, "--max-size-mb", min=0.1, help="skip (and report) larger files"),
     engine: str = typer.Option("local", "--engine", help="local, or ray (pip install 'policyclf[ray]')"),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda (BERT; default auto: a GPU if there is one)"),
+    precision: str = typer.Option(None, "--precision", help="auto, float32, bfloat16 or int8 (BERT; default: the model's, auto = by the CPU's capabilities)"),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Label a folder of documents: passages.jsonl/.csv, documents.csv, labels.xlsx, errors.jsonl."""
     from policyclf.batch import label_folder
-    from policyclf.errors import PolicyclfError
 
-    if engine not in ("local", "ray"):
-        raise PolicyclfError(f"--engine {engine!r}: expected local or ray")
     res = label_folder(input_dir, output, model, workers=workers, batch_size=batch_size, review_margin=review_margin,
-                       max_bytes=int(max_size_mb * 2**20), progress=not quiet, engine=engine)
+                       max_bytes=int(max_size_mb * 2**20), progress=not quiet, engine=engine,
+                       device=device, precision=precision)
     typer.echo(f"{res.documents} documents, {res.passages} passages labelled ({res.labelled_now} documents this run, "
                f"{res.skipped_unchanged} unchanged and skipped); {res.errors} unreadable → {res.out}/errors.jsonl")
     typer.echo(f"results: {res.out}/passages.jsonl, passages.csv, documents.csv, labels.xlsx")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from policyclf.cli import app, handle_errors, parse_overrides
+from policyclf.cli._util import app, handle_errors, parse_overrides
 
 
 @app.command("report", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -16,6 +16,10 @@ def report_cli(
     corpus: str = typer.Option(None, "--corpus"),
     rebuild_only: bool = typer.Option(False, "--rebuild-only", help="only recompute numbers and pages from saved predictions"),
     save_models: Path = typer.Option(None, "--save-models", help="keep the all-six-region models here"),
+    curve: bool = typer.Option(False, "--curve", help="also run the active-learning learning curve (OUTPUT/curve/)"),
+    curve_backends: list[str] = typer.Option(["tfidf"], "--curve-backend", help="backends of the curve (repeatable)"),
+    curve_points: list[str] = typer.Option([], "--curve-point", help="run only these curve points (repeatable)"),
+    skip_main: bool = typer.Option(False, "--skip-main", help="with --curve: run only the curve, not the main protocol"),
 ) -> None:
     """Leave-one-region-out + unseen-province evaluation of the backends: report.html and report.json.
 
@@ -23,11 +27,23 @@ def report_cli(
     interrupted run resumes and the report can be rebuilt without retraining.
     """
     from policyclf.config import load_config
-    from policyclf.report import build_report, headline_markdown, run_protocol
+    from policyclf.protocol import run_protocol
+    from policyclf.report import build_report, headline_markdown
 
     cfg = load_config(config, parse_overrides(ctx.args))
+    log = lambda m: typer.echo(m, err=True)  # noqa: E731
+    if curve and not rebuild_only:
+        from policyclf.learning_curve import run_curve
+
+        run_curve(cfg, output, list(curve_backends), corpus=corpus, only=list(curve_points) or None, log=log)
+    if (output / "curve").is_dir():
+        from policyclf.learning_curve import curve_numbers, write_curve
+
+        write_curve(curve_numbers(cfg, output, corpus), output)
+    if skip_main:
+        return
     if not rebuild_only:
-        run_protocol(cfg, output, corpus=corpus, save_models=save_models, log=lambda m: typer.echo(m, err=True))
+        run_protocol(cfg, output, corpus=corpus, save_models=save_models, log=log)
     report = build_report(cfg, output, corpus)
     typer.echo(headline_markdown(report))
     typer.echo(f"report written to {output / 'report.html'} and {output / 'report.json'}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from policyclf.cli import app, handle_errors, parse_overrides
+from policyclf.cli._util import app, handle_errors, parse_overrides
 
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 

@@ -11,67 +11,81 @@ from typing import Any
 
 import numpy as np
 
-from policyclf.errors import ModelError
-from policyclf.labels import CATEGORIES
+from policyclf.errors import ConfigError, ModelError
+from policyclf.labels import CATEGORIES, matrix_to_labels
+from policyclf.models.registry import BACKENDS, backend_class
 
 META_FILE = "meta.json"
-BACKENDS = ("tfidf", "bert")
-
-
-def labels_to_matrix(labels: Sequence[Sequence[str]], categories: Sequence[str] = CATEGORIES) -> np.ndarray:
-    """Binary (n, k) matrix from lists of category ids.
-
-    Raises:
-        ModelError: for a label outside ``categories``.
-    """
-    index = {c: i for i, c in enumerate(categories)}
-    y = np.zeros((len(labels), len(categories)), dtype=np.int8)
-    for row, labs in enumerate(labels):
-        for lab in labs:
-            if lab not in index:
-                raise ModelError(f"unknown label {lab!r}; expected one of {', '.join(categories)}")
-            y[row, index[lab]] = 1
-    return y
-
-
-def matrix_to_labels(y: np.ndarray, categories: Sequence[str] = CATEGORIES) -> list[list[str]]:
-    """Lists of category ids from a binary (n, k) matrix."""
-    return [[categories[j] for j in np.flatnonzero(row)] for row in y]
+CONFIG_FILE = "config.toml"
 
 
 class BaseClassifier:
-    """Shared behaviour: ``predict`` from ``predict_proba`` and per-category ``thresholds_``.
+    """Shared behaviour: ``predict`` from ``predict_proba``, per-category ``thresholds_``, persistence.
 
-    Subclasses implement ``fit``, ``predict_proba``, ``_save_weights`` and ``_load_weights``.
+    Subclasses implement ``fit``, ``predict_proba``, ``_save_weights`` and ``_load_weights``, and
+    list in ``CONFIG_KEYS`` which config field (section, key) feeds each constructor argument:
+    that one table builds a model from a config and writes the config back into a model
+    directory, whose ``config.toml`` is what :meth:`load` rebuilds the model from.
     Constructor arguments are only stored; learned state ends with an underscore.
     """
 
     backend = "base"
     labels: tuple[str, ...] = CATEGORIES
+    CONFIG_KEYS: dict[str, tuple[str, str]] = {}  # constructor argument -> (config section, key)
+    RUNTIME_OPTIONS: tuple[str, ...] = ()  # load-time options the backend understands (others are ignored)
     thresholds_: np.ndarray
 
+    @classmethod
+    def from_config(cls, config: Any, **runtime: Any) -> "BaseClassifier":
+        """An unfitted model with the settings of ``config``; ``runtime`` options (device, precision) win."""
+        kwargs = {arg: getattr(getattr(config, sec), key) for arg, (sec, key) in cls.CONFIG_KEYS.items()}
+        return cls(**{**kwargs, **runtime})
+
     def params(self) -> dict[str, Any]:
-        """Constructor arguments, for meta.json and for rebuilding the model on load."""
-        raise NotImplementedError
+        """Constructor arguments that shape the model (what ``config.toml`` records)."""
+        return {arg: getattr(self, arg) for arg in self.CONFIG_KEYS}
+
+    def to_config(self, base: Any = None) -> Any:
+        """``base`` (or the default config) with this model's settings written into it."""
+        from policyclf.config import Config
+
+        config = (base or Config()).model_copy(deep=True)
+        config.model.backend = self.backend
+        for arg, (sec, key) in self.CONFIG_KEYS.items():
+            setattr(getattr(config, sec), key, getattr(self, arg))
+        return config
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Where and how the model computes (device, precision), for run metadata and logs."""
+        return {"device": "cpu", "precision": "float64"}
 
     def predict(self, texts: Sequence[str]) -> list[list[str]]:
         """Category ids per text: scores at or above each category's tuned threshold."""
         return matrix_to_labels(self.predict_proba(texts) >= self.thresholds_, self.labels)
 
-    def save(self, directory: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
-        """Write the model directory: weights plus ``meta.json``."""
+    def save(self, directory: str | Path, extra_meta: dict[str, Any] | None = None, config: Any = None) -> Path:
+        """Write the model directory: weights, ``config.toml`` and ``meta.json``.
+
+        Args:
+            config: the resolved experiment config the model was trained from (default: the
+                default config with this model's settings). The training device is not kept.
+        """
+        from policyclf.config import dump_config
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._save_weights(directory)
+        config = self.to_config(config)
+        config.training.device = "auto"  # where it trained says nothing about where it may run
+        dump_config(config, directory / CONFIG_FILE)
         meta = {
             "policyclf_model": 1,
             "backend": self.backend,
             "labels": list(self.labels),
             "thresholds": [round(float(t), 6) for t in self.thresholds_],
-            "params": self.params(),
             "versions": package_versions(),
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **(extra_meta or {}),
@@ -80,11 +94,17 @@ class BaseClassifier:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "BaseClassifier":
+    def load(cls, directory: str | Path, **runtime: Any) -> "BaseClassifier":
+        """Rebuild a saved model from its ``config.toml``, thresholds and weights.
+
+        Args:
+            runtime: run-time options of the backend (e.g. ``device``, ``inference_dtype``).
+        """
         meta = read_meta(directory)
         if meta["backend"] != cls.backend:
             raise ModelError(f"{directory}: a {meta['backend']!r} model, not {cls.backend!r}")
-        model = cls(**meta["params"])
+        runtime = {k: v for k, v in runtime.items() if k in cls.RUNTIME_OPTIONS and v is not None}
+        model = cls.from_config(read_model_config(directory), **runtime)
         model.thresholds_ = np.asarray(meta["thresholds"], dtype=np.float64)
         model._load_weights(Path(directory))
         return model
@@ -94,6 +114,23 @@ class BaseClassifier:
 
     def _load_weights(self, directory: Path) -> None:
         raise NotImplementedError
+
+
+def read_model_config(directory: str | Path) -> Any:
+    """The resolved config saved in a model directory.
+
+    Raises:
+        ModelError: missing or invalid ``config.toml``.
+    """
+    from policyclf.config import load_config
+
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise ModelError(f"{directory}: no {CONFIG_FILE}; the model directory is incomplete — retrain it")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise ModelError(f"{directory}: {exc}") from exc
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
@@ -123,16 +160,9 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(directory: str | Path) -> BaseClassifier:
-    """Load a model directory of either backend (torch is imported only for BERT)."""
-    meta = read_meta(directory)
-    if meta["backend"] == "tfidf":
-        from policyclf.models.tfidf import TfidfClassifier
-
-        return TfidfClassifier.load(directory)
-    from policyclf.models.bert import BertClassifier
-
-    return BertClassifier.load(directory)
+def load_model(directory: str | Path, **runtime: Any) -> BaseClassifier:
+    """Load a model directory of any registered backend (torch is imported only for BERT)."""
+    return backend_class(read_meta(directory)["backend"]).load(directory, **runtime)
 
 
 def package_versions() -> dict[str, str]:

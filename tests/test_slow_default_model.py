@@ -1,0 +1,51 @@
+"""The shipped default BERT model (slow: loads the real base model; run with -m slow)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def corpus_texts(n):
+    from policyclf.corpus import load_passages
+
+    passages = list(load_passages().values())
+    rng = np.random.default_rng(0)
+    return [passages[i].text for i in rng.choice(len(passages), n, replace=False)]
+
+
+def test_default_model_scores_do_not_depend_on_batching():
+    from policyclf.models.base import load_model
+
+    model = load_model(ROOT / "models" / "policyclf-bert")  # precision chosen by this CPU (auto)
+    texts = corpus_texts(40)
+    alone = np.vstack([model.predict_proba([t]) for t in texts])
+    for bs in (8, 64):
+        model.inference_batch_size = bs
+        np.testing.assert_allclose(model.predict_proba(texts), alone, atol=1e-4)
+        np.testing.assert_allclose(model.predict_proba(texts[::-1])[::-1], alone, atol=1e-4)
+
+
+def test_ray_and_local_engines_byte_identical_with_default_model(tmp_path):
+    pytest.importorskip("ray")
+
+    def run(out, *extra):
+        cmd = [sys.executable, "-m", "policyclf", "label", str(ROOT / "examples"), "-o", str(out), "--quiet",
+               "--workers", "1", "--batch-size", "4", *extra]
+        env = {**os.environ, "RAY_ADDRESS": "", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return (out / "passages.jsonl").read_bytes()
+
+    local = run(tmp_path / "local")
+    import json
+
+    docs = [json.loads(x)["doc"] for x in local.decode().splitlines()]
+    assert max(docs.count(d) for d in set(docs)) > 4  # a document with more passages than a batch
+    assert run(tmp_path / "ray", "--engine", "ray") == local
