@@ -1,0 +1,118 @@
+"""Retraining on all gold data, compared with the current model before it may replace it.
+
+``policyclf retrain CONFIG --against models/CURRENT -o models/NEW [--promote]`` trains on every
+annotation file of the config, scores both models on the same held-out test (the unseen-province
+set by default; never trained on), compares them with a paired document bootstrap overall and
+per category, and writes the comparison into the new model's card and meta.json. With
+``--promote`` the new model replaces the current one, but only when it is not significantly
+worse (the 95 % interval of new − current macro-F1 reaches 0 or above).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyclf.config import Config
+from policyclf.corpus import load_examples, load_passages
+from policyclf.errors import DataError, PolicyclfError
+from policyclf.labels import CATEGORIES, labels_to_matrix
+from policyclf.metrics import macro_f1, paired_bootstrap
+from policyclf.model_card import comparison_markdown, write_model_card
+from policyclf.models.base import load_model, read_meta
+from policyclf.scoring import score_texts
+from policyclf.training import build_model, fit_examples, prepare_output_dir, save_model_atomic, training_examples
+
+
+def _f1(y: np.ndarray, p: np.ndarray) -> float:
+    tp = float((y & p).sum())
+    denom = float(y.sum() + p.sum())
+    return 0.0 if denom == 0 else 2 * tp / denom
+
+
+def compare_models(current_dir: str | Path, new_dir: str | Path, test_file: str | Path, *,
+                   corpus: str | None = None, n_boot: int = 1000) -> dict[str, Any]:
+    """Paired comparison of two model directories on one held-out annotation file.
+
+    Raises:
+        DataError: the test file is missing or empty, or overlaps either model's training data.
+    """
+    test_file = Path(test_file)
+    if not test_file.is_file():
+        raise DataError(f"{test_file}: held-out annotation file not found")
+    examples = load_examples([test_file], load_passages(corpus))
+    if not examples:
+        raise DataError(f"{test_file}: no annotated passages")
+    y = labels_to_matrix([e.labels for e in examples]).astype(bool)
+    docs = [e.passage.doc_id for e in examples]
+    side: dict[str, dict[str, Any]] = {}
+    preds = {}
+    for name, d in (("current", current_dir), ("new", new_dir)):
+        meta = read_meta(d)
+        td = meta.get("training_data", {})
+        if test_file.name in {Path(a).name for a in td.get("annotations", [])}:
+            raise DataError(f"{d} was trained on {test_file.name}; compare on a held-out file")
+        model = load_model(d)
+        pred = score_texts(model, [e.text for e in examples]) >= model.thresholds_
+        preds[name] = pred
+        side[name] = {"path": str(d), "passages": td.get("passages"), "fingerprint": td.get("fingerprint", ""),
+                      "per_category": td.get("per_category"), "macro_f1": macro_f1(y, pred)}
+    overall = paired_bootstrap(macro_f1, y, preds["new"], preds["current"], n_boot=n_boot, groups=docs)
+    per_cat = {}
+    for j, c in enumerate(CATEGORIES):
+        def f1_j(t, p, j=j):
+            return _f1(t[:, j], p[:, j])
+
+        d = paired_bootstrap(f1_j, y, preds["new"], preds["current"], n_boot=n_boot, groups=docs)
+        per_cat[c] = {"current": f1_j(y, preds["current"]), "new": f1_j(y, preds["new"]), **d}
+    verdict = "significantly worse" if overall["hi"] < 0 else (
+        "significantly better" if overall["lo"] > 0 else "no significant difference")
+    return {"test": str(test_file), "passages": len(examples), "unit": "documents", "current": side["current"],
+            "new": side["new"], "macro_f1": overall, "per_category": per_cat, "verdict": verdict}
+
+
+def retrain(config: Config, against: str | Path, output: str | Path, *, promote: bool = False,
+            force: bool = False, corpus: str | None = None, test_file: str | Path | None = None) -> dict[str, Any]:
+    """Train on all gold data, compare with ``against``, optionally promote; returns the comparison.
+
+    Raises:
+        PolicyclfError: an output that exists without ``force``, a missing current model, or
+            ``promote`` refused because the new model is significantly worse.
+    """
+    against, output = Path(against), Path(output)
+    read_meta(against)
+    if corpus is None and config.data.corpus:
+        corpus = str(config.resolve(config.data.corpus))
+    if against.resolve() == output.resolve():
+        raise PolicyclfError("-o must differ from --against (use --promote to replace the current model)")
+    prepare_output_dir(output, force)
+    examples = training_examples(config, corpus)
+    model = fit_examples(build_model(config), examples)
+    save_model_atomic(model, output, config, examples)
+    test = Path(test_file) if test_file else config.resolve(config.report.test_annotations)
+    comp = compare_models(against, output, test, corpus=corpus, n_boot=config.report.bootstrap)
+    meta_path = output / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["comparison"] = comp
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_model_card(output, title=output.name, extra_sections=[comparison_markdown(comp)])
+    comp["promoted"] = False
+    if promote:
+        if comp["verdict"] == "significantly worse":
+            raise PolicyclfError(f"not promoted: the new model is significantly worse than {against} "
+                                 f"(macro-F1 {comp['macro_f1']['diff']:+.3f} [{comp['macro_f1']['lo']:+.3f}, "
+                                 f"{comp['macro_f1']['hi']:+.3f}]); it stays at {output}")
+        backup = against.with_name(f".{against.name}.replaced")
+        shutil.rmtree(backup, ignore_errors=True)
+        staged = against.with_name(f".{against.name}.staged")
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(output, staged)
+        against.rename(backup)
+        staged.rename(against)
+        shutil.rmtree(backup, ignore_errors=True)
+        comp["promoted"] = True
+    return comp
