@@ -1,7 +1,6 @@
 """Active learning (`data suggest`), annotation-tool imports (`data import`) and `retrain`."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

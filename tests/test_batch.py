@@ -241,3 +241,14 @@ def test_two_concurrent_runs_never_duplicate_or_lose_rows(tmp_path, model_dir):
         err = (first if codes[0] == 1 else second).stderr.read().decode()
         assert "is being written by another" in err
     assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+
+
+def test_run_json_records_device_and_precision(tmp_path, tiny_bert_model):
+    docs = many_docs(tmp_path / "docs", 2)
+    res = run_label(docs, tmp_path / "out", tiny_bert_model, "--precision", "float32", "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    run = json.loads((tmp_path / "out" / ".work" / "run.json").read_text())
+    assert run["runtime"]["precision"] == "float32" and run["runtime"]["precision_reason"] == "set explicitly"
+    assert run["runtime"]["device"] == "cpu" and "flags" in run["runtime"]["cpu"]
+    again = run_label(docs, tmp_path / "out", tiny_bert_model)  # resuming with the auto choice is allowed
+    assert again.returncode == 0, again.stderr

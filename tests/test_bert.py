@@ -264,3 +264,62 @@ def test_fit_with_no_finite_validation_loss_says_so(tiny_bert_dir, monkeypatch):
     monkeypatch.setattr(BertClassifier, "_eval_logits", lambda self, *a: torch.full((len(a[0]), 7), float("nan")))
     with pytest.raises(ModelError, match="validation loss was never finite"):
         model.fit(texts, labels)
+
+
+def test_int8_delta_storage_reproduces_scores(tiny_bert_dir, tmp_path):
+    texts, labels = toy_data(3)
+    model = tiny(tiny_bert_dir, epochs=4, weights_format="int8_delta", layer_lr_decay=0.8,
+                 inference_dtype="float32").fit(texts, labels)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-3)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "m" / "weights.safetensors"), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys() if k.endswith(".q")}
+    assert dtypes == {torch.int8}
+
+
+def test_layer_lr_decay_sets_lower_layers_slower(tiny_bert_dir, monkeypatch):
+    seen = {}
+    real = torch.optim.AdamW
+
+    def spy(groups, *a, **k):
+        seen["lrs"] = [g["lr"] for g in groups]
+        return real(groups, *a, **k)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    texts, labels = toy_data(1)
+    tiny(tiny_bert_dir, epochs=1, layer_lr_decay=0.5, learning_rate=1e-3).fit(texts, labels)
+    assert seen["lrs"][:4] == [5e-4, 5e-4, 1e-3, 1e-3]  # layer 0 (lower), layer 1 (top), then the head
+
+
+def test_cross_fitted_thresholds_train_on_every_passage(tiny_bert_dir, monkeypatch):
+    texts, labels = toy_data(3)
+    groups = [f"doc{i % 4}" for i in range(len(texts))]
+    seen = []
+    real = BertClassifier._fit_core
+
+    def spy(self, t, lab, holdout, headings=None):
+        seen.append((len(t), holdout))
+        return real(self, t, lab, holdout, headings)
+
+    monkeypatch.setattr(BertClassifier, "_fit_core", spy)
+    model = tiny(tiny_bert_dir, epochs=3, threshold_folds=2).fit(texts, labels, groups)
+    assert seen == [(12, False), (12, False), (24, False)]  # two fold models, then all 24 passages
+    assert "cross-fitting" in model.validation_["method"] and len(model.validation_["history"]) == 3
+    assert model.thresholds_.shape == (7,) and not np.all(model.thresholds_ == 0.5)
+
+
+def test_heading_is_read_as_context(tiny_bert_dir):
+    texts, labels = toy_data(2)
+    model = tiny(tiny_bert_dir, epochs=1, use_heading=True)
+    model._build()
+    w, owner = model._windows(["设立科技专项资金"], ["科技人才资金平台"])
+    head = model.tokenizer_("科技人才资金平台", add_special_tokens=False)["input_ids"][:16 // 4]  # cut to a quarter
+    sep = model.tokenizer_.sep_token_id
+    assert w[0][1:1 + len(head)] == head and w[0][1 + len(head)] == sep and len(w[0]) <= 16
+    model.fit(texts, labels, headings=["科技"] * len(texts))
+    a = model.predict_proba(texts[:2], ["科技", "科技"])
+    b = model.predict_proba(texts[:2], ["人才平台", "人才平台"])
+    assert not np.allclose(a, b)  # the heading changes the scores

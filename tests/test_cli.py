@@ -124,3 +124,18 @@ def test_help_works_without_torch_import():
     code = ("import sys; from typer.testing import CliRunner; from policyclf.cli import app; "
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_predict_logs_the_precision_it_chose(tiny_bert_model, tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"id": "x1", "text": "设立科技专项资金", "heading": "第二章 资金"}\n', encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "policyclf", "predict", str(src), "-o", str(tmp_path / "o.jsonl"),
+                          "--model", str(tiny_bert_model), "--quiet", "--device", "cpu", "--precision", "auto"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    from policyclf.hardware import native_bf16
+
+    assert ("bfloat16" if native_bf16() else "float32") in res.stderr and "cpu" in res.stderr

@@ -52,3 +52,15 @@ def test_category_without_positives_gets_low_scores():
     model = TfidfClassifier(threshold_folds=3).fit(texts, labels)
     j = CATEGORIES.index("social_organizations")
     assert model.predict_proba(texts)[:, j].max() < 0.01
+
+
+def test_heading_block_is_used_saved_and_loaded(tmp_path):
+    texts, labels = toy_data(4)
+    heads = ["第二章 人才" if "人才" in t else "第三章 资金" for t in texts]
+    model = TfidfClassifier(threshold_folds=2, use_heading=True).fit(texts, labels, headings=heads)
+    a = model.predict_proba(texts, heads)
+    assert not np.allclose(a, model.predict_proba(texts, ["附则"] * len(texts)))
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.use_heading and np.allclose(loaded.predict_proba(texts, heads), a)
+    assert np.allclose(loaded.predict_proba(texts), model.predict_proba(texts))  # no headings: the "none" marker

@@ -350,7 +350,8 @@ def suggest_to_files(
         model = load_model(model_dir)
         from policyclf.scoring import score_texts
 
-        scores = score_texts(model, [p.text for p in candidates], progress=progress)
+        scores = score_texts(model, [p.text for p in candidates], progress=progress,
+                             headings=[p.heading for p in candidates])
         thresholds = model.thresholds_
         model_name = str(model_dir)
         fingerprint = meta.get("training_data", {}).get("fingerprint", "")

@@ -41,6 +41,9 @@ class ModelConfig(_Section):
     inference_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         "auto", description="CPU inference precision; auto = chosen from the CPU's capabilities (see BertClassifier)")
     inference_batch_size: int = Field(64, ge=1)
+    use_heading: bool = Field(False, description="read each window as `heading [SEP] text` (context)")
+    weights_format: Literal["fp16", "int8_delta"] = Field(
+        "fp16", description="how trained layers are stored: fp16, or per-channel int8 deltas against the base (~half)")
 
     @field_validator("backend")
     @classmethod
@@ -58,6 +61,10 @@ class TrainingConfig(_Section):
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
     patience: int = Field(2, ge=1, description="epochs without validation gain before early stopping")
+    layer_lr_decay: float = Field(1.0, gt=0, le=1, description="learning rate × decay^(layers above); 1 = none")
+    threshold_folds: int = Field(
+        0, ge=0, description="BERT: ≥ 2 = train on all passages for `epochs` and tune thresholds on out-of-fold "
+                             "scores of this many grouped folds (cross-fitting); 0 = v1 recipe (random hold-out)")
     max_pos_weight: float = Field(10.0, ge=1)
     device: str = Field("auto", description="auto, cpu or cuda")
     num_threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
@@ -69,10 +76,15 @@ class BaselineConfig(_Section):
     C: float = Field(4.0, gt=0)
     max_features: int = Field(200_000, ge=100)
     threshold_folds: int = Field(5, ge=2)
+    use_heading: bool = Field(False, description="add the passage's chapter/section heading as a feature block")
 
 
 class ReportConfig(_Section):
     backends: list[str] = ["tfidf", "bert"]
+    loro_regions: list[str] = Field(
+        default_factory=list, description="held-out regions of leave-one-region-out; empty = all six. The model-"
+                                          "selection protocol uses two fixed ones (see README, 'Model selection')")
+    unseen: bool = Field(True, description="also train on all regions and score the unseen-province test set")
     bootstrap: int = Field(1000, ge=100)
     test_annotations: str = "data/annotated/other_provinces_test.jsonl"
     agreement: str = "data/annotated/agreement.json"

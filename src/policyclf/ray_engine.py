@@ -23,7 +23,8 @@ from policyclf.scoring import DocResult, document_rows, process_document
 def _segment_row(row: dict[str, Any]) -> dict[str, Any]:
     res = process_document((row["root"], row["rel"], row["max_bytes"]))
     return {"rel": res.rel, "sha1": res.sha1, "texts": json.dumps(res.texts, ensure_ascii=False),
-            "seqs": json.dumps(res.seqs), "error": res.error or ""}
+            "seqs": json.dumps(res.seqs), "headings": json.dumps(res.headings, ensure_ascii=False),
+            "error": res.error or ""}
 
 
 class _Scorer:
@@ -37,9 +38,10 @@ class _Scorer:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         rows_out = []
-        for rel, sha1, texts, seqs, error in zip(batch["rel"], batch["sha1"], batch["texts"], batch["seqs"],
-                                                 batch["error"]):
-            doc = DocResult(str(rel), str(sha1), json.loads(texts), json.loads(seqs), str(error) or None)
+        for rel, sha1, texts, seqs, heads, error in zip(batch["rel"], batch["sha1"], batch["texts"], batch["seqs"],
+                                                        batch["headings"], batch["error"]):
+            doc = DocResult(str(rel), str(sha1), json.loads(texts), json.loads(seqs), str(error) or None,
+                            json.loads(heads))
             rows_out.append(json.dumps(document_rows(self.model, doc, self.batch_size), ensure_ascii=False))
         return {"rel": batch["rel"], "sha1": batch["sha1"], "error": batch["error"], "rows": np.array(rows_out, dtype=object)}
 

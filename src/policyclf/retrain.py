@@ -57,7 +57,7 @@ def compare_models(current_dir: str | Path, new_dir: str | Path, test_file: str 
         if test_file.name in {Path(a).name for a in td.get("annotations", [])}:
             raise DataError(f"{d} was trained on {test_file.name}; compare on a held-out file")
         model = load_model(d)
-        pred = score_texts(model, [e.text for e in examples]) >= model.thresholds_
+        pred = score_texts(model, [e.text for e in examples], headings=[e.passage.heading for e in examples]) >= model.thresholds_
         preds[name] = pred
         side[name] = {"path": str(d), "passages": td.get("passages"), "fingerprint": td.get("fingerprint", ""),
                       "per_category": td.get("per_category"), "macro_f1": macro_f1(y, pred)}

@@ -30,20 +30,25 @@ class Item:
     text: str
     seq: int
     doc: str | None = None
+    heading: str = ""
 
 
 def score_texts(model: Any, texts: Sequence[str], batch_size: int = 64, progress: bool = False,
-                desc: str = "scoring") -> np.ndarray:
-    """(n, 7) scores of ``texts``: length-sorted batches of ``batch_size``, scattered back in order."""
+                desc: str = "scoring", headings: Sequence[str] | None = None) -> np.ndarray:
+    """(n, 7) scores of ``texts``: length-sorted batches of ``batch_size``, scattered back in order.
+
+    ``headings`` (one per text) reach models that read them (``use_heading``).
+    """
     from tqdm import tqdm
 
     texts = list(texts)
+    heads = list(headings) if headings is not None else [""] * len(texts)
     out = np.zeros((len(texts), len(CATEGORIES)))
     order = np.argsort([len(t) for t in texts], kind="stable")
     bar = tqdm(total=len(texts), unit="passage", desc=desc, disable=not progress, file=sys.stderr)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        out[idx] = model.predict_proba([texts[i] for i in idx])
+        out[idx] = model.predict_proba([texts[i] for i in idx], [heads[i] for i in idx])
         bar.update(len(idx))
     bar.close()
     return out
@@ -78,9 +83,11 @@ class DocResult:
     texts: list[str] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     error: str | None = None
+    headings: list[str] = field(default_factory=list)
 
     def items(self) -> list[Item]:
-        return [Item(f"{self.rel}:{s:03d}", t, s, self.rel) for t, s in zip(self.texts, self.seqs)]
+        heads = self.headings or [""] * len(self.texts)
+        return [Item(f"{self.rel}:{s:03d}", t, s, self.rel, h) for t, s, h in zip(self.texts, self.seqs, heads)]
 
 
 def process_document(args: tuple[str, str, int]) -> DocResult:
@@ -96,7 +103,7 @@ def process_document(args: tuple[str, str, int]) -> DocResult:
         return DocResult(rel, "", error=f"{rel}: cannot read ({exc.strerror})")
     try:
         segs = segment_document(path, max_bytes=max_bytes)
-        return DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs])
+        return DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs], headings=[s.heading for s in segs])
     except DocumentError as exc:
         return DocResult(rel, sha, error=str(exc).replace(str(path), rel))
     except Exception as exc:  # a reader library failing in an unexpected way must not stop the run
@@ -112,7 +119,7 @@ def document_rows(model: Any, doc: DocResult, batch_size: int = 64) -> list[dict
     if doc.error:
         return []
     items = doc.items()
-    scores = score_texts(model, [it.text for it in items], batch_size=batch_size)
+    scores = score_texts(model, [it.text for it in items], batch_size=batch_size, headings=[it.heading for it in items])
     return make_rows(items, scores, model.thresholds_)
 
 

@@ -42,7 +42,7 @@ def training_examples(config: Config, corpus: str | None = None) -> list[Example
 def fit_examples(model: BaseClassifier, examples: Sequence[Example]) -> BaseClassifier:
     """Fit ``model`` on examples, keeping each document in one inner fold."""
     return model.fit([e.text for e in examples], [list(e.labels) for e in examples],
-                     groups=[e.passage.doc_id for e in examples])
+                     groups=[e.passage.doc_id for e in examples], headings=[e.passage.heading for e in examples])
 
 
 def label_counts(examples: Sequence[Example]) -> dict[str, Any]:

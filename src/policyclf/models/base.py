@@ -55,16 +55,19 @@ class BaseClassifier:
             setattr(getattr(config, sec), key, getattr(self, arg))
         return config
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    use_heading: bool = False  # whether the model reads each passage's chapter/section heading
+
+    def predict_proba(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> np.ndarray:
+        """(n, 7) probabilities; ``headings`` (one per text) is context for models with ``use_heading``."""
         raise NotImplementedError
 
     def runtime_info(self) -> dict[str, Any]:
         """Where and how the model computes (device, precision), for run metadata and logs."""
         return {"device": "cpu", "precision": "float64"}
 
-    def predict(self, texts: Sequence[str]) -> list[list[str]]:
+    def predict(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> list[list[str]]:
         """Category ids per text: scores at or above each category's tuned threshold."""
-        return matrix_to_labels(self.predict_proba(texts) >= self.thresholds_, self.labels)
+        return matrix_to_labels(self.predict_proba(texts, headings) >= self.thresholds_, self.labels)
 
     def save(self, directory: str | Path, extra_meta: dict[str, Any] | None = None, config: Any = None) -> Path:
         """Write the model directory: weights, ``config.toml`` and ``meta.json``.

