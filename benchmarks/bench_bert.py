@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="corpus passages to score")
     ap.add_argument("--pipeline-n", type=int, default=200, help="passages for the one-at-a-time pipeline")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "int8"],
+                    help="precisions to time (float32 is always included: the reference)")
     args = ap.parse_args()
 
     import torch
@@ -51,7 +53,8 @@ def main() -> None:
            "default_precision": model.runtime_info()["precision"],
            "default_precision_reason": model.runtime_info()["precision_reason"]}
     results = {}
-    for dtype in ("float32", "bfloat16", "int8"):
+    dtypes = ["float32", *[d for d in args.dtypes if d != "float32"]]
+    for dtype in dtypes:
         model.inference_dtype, model._precision, model.quantized_ = dtype, None, None
         model.predict_proba(sample[:64])  # warm-up (and quantization)
         started = time.perf_counter()
@@ -59,7 +62,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         results[dtype] = scores
         out[f"policyclf_{dtype}_passages_per_s"] = round(len(sample) / seconds, 1)
-    for dtype in ("bfloat16", "int8"):
+    for dtype in dtypes[1:]:
         agree = ((results[dtype] >= model.thresholds_) == (results["float32"] >= model.thresholds_)).mean()
         out[f"{dtype}_vs_float32_decision_agreement"] = round(float(agree), 4)
         out[f"{dtype}_vs_float32_max_abs_score_diff"] = round(float(np.abs(results[dtype] - results["float32"]).max()), 4)
@@ -81,7 +84,7 @@ def main() -> None:
         pipe(text, truncation=True, max_length=model.max_length)
     pipe_rate = len(few) / (time.perf_counter() - started)
     out["transformers_pipeline_one_at_a_time_passages_per_s"] = round(pipe_rate, 1)
-    for dtype in ("float32", "bfloat16", "int8"):
+    for dtype in dtypes:
         out[f"speedup_{dtype}_vs_pipeline"] = round(out[f"policyclf_{dtype}_passages_per_s"] / pipe_rate, 2)
     out["peak_rss_mb"] = round(peak_rss_mb(), 0)
     val = meta.get("validation") or {}

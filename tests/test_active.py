@@ -232,6 +232,10 @@ def test_retrain_compares_and_promotes_only_when_not_worse(pool_repo, fake_corpu
     card = (tmp_path / "new" / "MODEL_CARD.md").read_text()
     assert "Comparison with the model it replaces" in card and "training-data fingerprint" in card
     assert json.loads((tmp_path / "current" / "meta.json").read_text())["comparison"]["verdict"] == "no significant difference"
+    from policyclf.config import load_config
+
+    moved = load_config(tmp_path / "current" / "config.toml")  # paths rewritten for the promoted location
+    assert moved.resolve(moved.data.annotations[0]) == ann / "six_regions.jsonl"
     # a model trained on labels that are all empty predicts nothing: significantly worse, never promoted
     empty = tmp_path / "empty.jsonl"
     empty.write_text("".join(json.dumps({**r, "labels": [], "subcodes": []}) + "\n" for r in read_lines(ann / "six_regions.jsonl")))

@@ -117,3 +117,18 @@ def test_readme_module_map_matches_the_code():
     listed = {line.split("`")[1] for line in block.splitlines() if line.startswith("| `")}
     actual = {str(p.relative_to(SRC)) for p in SRC.rglob("*.py")}
     assert listed == actual
+
+
+def test_shipped_configs_leave_precision_to_the_hardware():
+    """An explicit bfloat16 would be emulated (~10x slower) on CPUs without native bf16."""
+    from policyclf.config import load_config
+
+    root = SRC.parents[1]
+    paths = [root / "configs" / "default.toml", *sorted((root / "configs" / "select").glob("*.toml")),
+             *sorted((root / "models").glob("*/config.toml"))]
+    assert len(paths) >= 3
+    for path in paths:
+        cfg = load_config(path)
+        assert cfg.model.inference_dtype == "auto", path
+        for f in cfg.data.annotations:
+            assert cfg.resolve(f).is_file(), (path, f)

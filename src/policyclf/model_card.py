@@ -93,6 +93,8 @@ def render_model_card(model_dir: str | Path, report: dict[str, Any] | None = Non
              "## Validation recorded at training time", val_line + ".", ""]
     if report is not None and report.get("model_card"):
         lines += [report["model_card"], ""]
+    if meta.get("comparison"):
+        lines += [comparison_markdown(meta["comparison"]), ""]
     for section in extra_sections or []:
         lines += [section, ""]
     config_path = model_dir / "config.toml"

@@ -22,7 +22,7 @@ from policyclf.corpus import load_examples, load_passages
 from policyclf.errors import DataError, PolicyclfError
 from policyclf.labels import CATEGORIES, labels_to_matrix
 from policyclf.metrics import macro_f1, paired_bootstrap
-from policyclf.model_card import comparison_markdown, write_model_card
+from policyclf.model_card import write_model_card
 from policyclf.models.base import load_model, read_meta
 from policyclf.scoring import score_texts
 from policyclf.training import build_model, fit_examples, prepare_output_dir, save_model_atomic, training_examples
@@ -32,6 +32,17 @@ def _f1(y: np.ndarray, p: np.ndarray) -> float:
     tp = float((y & p).sum())
     denom = float(y.sum() + p.sum())
     return 0.0 if denom == 0 else 2 * tp / denom
+
+
+def _display_path(path: Path) -> str:
+    """``path`` relative to the project when inside it (model cards travel between machines)."""
+    import os
+
+    from policyclf.corpus import project_root
+
+    resolved = Path(path).resolve()
+    root = project_root().resolve()
+    return os.path.relpath(resolved, root) if resolved.is_relative_to(root) else str(path)
 
 
 def compare_models(current_dir: str | Path, new_dir: str | Path, test_file: str | Path, *,
@@ -71,8 +82,15 @@ def compare_models(current_dir: str | Path, new_dir: str | Path, test_file: str 
         per_cat[c] = {"current": f1_j(y, preds["current"]), "new": f1_j(y, preds["new"]), **d}
     verdict = "significantly worse" if overall["hi"] < 0 else (
         "significantly better" if overall["lo"] > 0 else "no significant difference")
-    return {"test": str(test_file), "passages": len(examples), "unit": "documents", "current": side["current"],
+    return {"test": _display_path(test_file), "passages": len(examples), "unit": "documents", "current": side["current"],
             "new": side["new"], "macro_f1": overall, "per_category": per_cat, "verdict": verdict}
+
+
+def relocate_config(source: Path, target: Path) -> None:
+    """Rewrite ``target/config.toml`` (a copy of ``source``'s) so its relative paths hold from ``target``."""
+    from policyclf.config import dump_config, load_config
+
+    dump_config(load_config(Path(source) / "config.toml"), Path(target) / "config.toml")
 
 
 def retrain(config: Config, against: str | Path, output: str | Path, *, promote: bool = False,
@@ -99,7 +117,7 @@ def retrain(config: Config, against: str | Path, output: str | Path, *, promote:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["comparison"] = comp
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    write_model_card(output, title=output.name, extra_sections=[comparison_markdown(comp)])
+    write_model_card(output, title=output.name)  # the card shows meta.json's comparison
     comp["promoted"] = False
     if promote:
         if comp["verdict"] == "significantly worse":
@@ -111,6 +129,7 @@ def retrain(config: Config, against: str | Path, output: str | Path, *, promote:
         staged = against.with_name(f".{against.name}.staged")
         shutil.rmtree(staged, ignore_errors=True)
         shutil.copytree(output, staged)
+        relocate_config(output, staged)
         against.rename(backup)
         staged.rename(against)
         shutil.rmtree(backup, ignore_errors=True)
