@@ -33,6 +33,11 @@ def test_train_writes_model_directory(trained):
     from policyclf.models.base import load_model
 
     assert load_model(trained).C == 2.0  # the dotted override reached the model, and survives loading
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert trained.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
 
 
 def test_train_refuses_overwrite_and_unknown_keys(trained, tmp_path, fake_corpus):

@@ -68,6 +68,18 @@ def training_meta(model: BaseClassifier, examples: Sequence[Example], config: Co
             "validation": getattr(model, "validation_", None)}
 
 
+def _readable_by_all(folder: Path) -> None:
+    """Folder and files with the usual permissions under the current umask (not mkdtemp's 0700)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for f in folder.iterdir():
+        if f.is_file():
+            os.chmod(f, 0o666 & ~umask)
+
+
 def save_model_atomic(model: BaseClassifier, output: str | Path, config: Config,
                       examples: Sequence[Example]) -> Path:
     """Write a model directory under a temporary name, then rename it into place.
@@ -80,6 +92,7 @@ def save_model_atomic(model: BaseClassifier, output: str | Path, config: Config,
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         model.save(tmp, extra_meta=training_meta(model, examples, config), config=config)
+        _readable_by_all(tmp)  # mkdtemp makes 0700 folders; a model is meant to be shared
         if output.exists():
             old = output.with_name(f".{output.name}.old")
             shutil.rmtree(old, ignore_errors=True)
