@@ -323,3 +323,38 @@ def test_heading_is_read_as_context(tiny_bert_dir):
     a = model.predict_proba(texts[:2], ["科技", "科技"])
     b = model.predict_proba(texts[:2], ["人才平台", "人才平台"])
     assert not np.allclose(a, b)  # the heading changes the scores
+
+
+def test_frozen_layer_outputs_are_shared_between_fits(tiny_bert_dir, monkeypatch):
+    from policyclf.models import bert
+
+    texts, labels = toy_data(3)
+    calls = []
+    real_bottom = BertClassifier._bottom
+
+    def counting(self, ids, mask):
+        calls.append(ids.shape[0])
+        return real_bottom(self, ids, mask)
+
+    monkeypatch.setattr(BertClassifier, "_bottom", counting)
+    monkeypatch.setenv("POLICYCLF_BOTTOM_CACHE_MB", "0")
+    bert.clear_bottom_cache()
+    fresh = tiny(tiny_bert_dir, epochs=3, trainable_layers=1).fit(texts[:-4], labels[:-4]).predict_proba(texts)
+    fresh_windows = sum(calls)
+    assert fresh_windows > 0 and not bert._BOTTOM_CACHE["windows"]  # 0 MB: nothing kept
+
+    monkeypatch.setenv("POLICYCLF_BOTTOM_CACHE_MB", "100")
+    calls.clear()
+    tiny(tiny_bert_dir, epochs=1, trainable_layers=1).fit(texts, labels)  # encodes every window once
+    n_all = sum(calls)
+    calls.clear()
+    shared = tiny(tiny_bert_dir, epochs=3, trainable_layers=1).fit(texts[:-4], labels[:-4])
+    assert sum(calls) == 0 < n_all  # a later fit on a subset encodes nothing again
+    np.testing.assert_allclose(shared.predict_proba(texts), fresh, atol=1e-5)
+    calls.clear()
+    tiny(tiny_bert_dir, epochs=1, trainable_layers=1).fit(texts, labels)
+    assert sum(calls) == 0
+    bert._BOTTOM_CACHE["key"] += "|other"  # another base model or number of frozen layers: a new cache
+    tiny(tiny_bert_dir, epochs=1, trainable_layers=1).fit(texts, labels)
+    assert sum(calls) == n_all
+    bert.clear_bottom_cache()

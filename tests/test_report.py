@@ -91,3 +91,31 @@ def test_model_card_numbers_come_from_the_files(tmp_path, fake_repo, fake_corpus
     assert meta["training_data"]["fingerprint"] in card
     assert f"{report['backends']['tfidf']['loro']['macro_f1']:.3f}" in card
     assert "3,159" not in card and "0.569" not in card
+
+
+def test_unseen_split_reuses_only_an_identical_saved_model(tmp_path, fake_repo, fake_corpus):
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    models = tmp_path / "models"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(tmp_path / "a"), "--save-models",
+                                    str(models)]).exit_code == 0
+    first = (tmp_path / "a" / "predictions" / "tfidf" / "unseen.jsonl").read_text().splitlines()
+    # the saved model is the one the unseen split trains: reused, and it gives the same scores
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(tmp_path / "b"), "--reuse-model",
+                                   str(models / "tfidf")])
+    assert res.exit_code == 0, res.output
+    assert "scoring 8 with the saved model" in res.output
+    rows = [json.loads(r) for r in (tmp_path / "b" / "predictions" / "tfidf" / "unseen.jsonl").read_text().splitlines()]
+    assert all(r["reused_model"] == str(models / "tfidf") for r in rows)
+    assert [r["scores"] for r in rows] == [json.loads(r)["scores"] for r in first]
+    # other settings: refused with the reason, and the split is trained
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(tmp_path / "c"), "--reuse-model",
+                                   str(models / "tfidf"), "--baseline.C", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "not reusing" in res.output and "C 4.0 vs 0.5" in res.output
+    rows = [json.loads(r) for r in (tmp_path / "c" / "predictions" / "tfidf" / "unseen.jsonl").read_text().splitlines()]
+    assert "reused_model" not in rows[0]
+    # other training data: refused
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(tmp_path / "d"), "--reuse-model",
+                                   str(models / "tfidf"), "--data.regions", '["beijing", "shanghai"]'])
+    assert res.exit_code == 0, res.output
+    assert "training-data fingerprint differs" in res.output

@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from policyclf.corpus import REGIONS, Example, load_examples, load_passages
+from policyclf.corpus import REGIONS, Example, load_examples, load_passages, training_fingerprint
 from policyclf.scoring import score_texts
 from policyclf.training import build_model, fit_examples, save_model_atomic, save_predictions, training_examples
+
+# settings that only say where and how fast a model computes: they never make two models differ
+_RUNTIME_ONLY = {"device", "num_threads", "inference_batch_size", "progress"}
 
 
 TEST_POOL = "six_regions"  # leave-one-region-out tests on these passages only, whatever else is trained on
@@ -40,14 +43,43 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
         return {r["passage_id"]: r for r in map(json.loads, f)}
 
 
+def reusable_model(directory: str | Path, config: Any, examples: list[Example]) -> str | None:
+    """Why the saved model in ``directory`` is not the one ``config`` would train on ``examples``.
+
+    ``None`` means it is that model: the same backend, every setting that shapes the model equal
+    (run-time settings such as the device aside) and the same training-data fingerprint, so the
+    protocol may score with it instead of training it again.
+    """
+    from policyclf.models.base import read_meta, read_model_config
+    from policyclf.models.registry import backend_class
+
+    meta = read_meta(directory)
+    if meta["backend"] != config.model.backend:
+        return f"a {meta['backend']} model, not {config.model.backend}"
+    cls = backend_class(config.model.backend)
+    want = {k: v for k, v in cls.from_config(config).params().items() if k not in _RUNTIME_ONLY}
+    have = {k: v for k, v in cls.from_config(read_model_config(directory)).params().items() if k not in _RUNTIME_ONLY}
+    differ = sorted(k for k in want if want[k] != have.get(k))
+    if differ:
+        return "settings differ: " + ", ".join(f"{k} {have.get(k)!r} vs {want[k]!r}" for k in differ)
+    if meta.get("training_data", {}).get("fingerprint") != training_fingerprint(examples):
+        return "trained on other passages (training-data fingerprint differs)"
+    return None
+
+
 def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
-                 save_models: str | Path | None = None, log: Any = print) -> Path:
+                 save_models: str | Path | None = None, reuse_models: list[str | Path] | tuple = (),
+                 log: Any = print) -> Path:
     """Train and score every split the report needs, saving per-passage predictions.
 
     Splits: leave-one-region-out over the six regions (thresholds tuned inside the training
     regions), and all six regions → the unseen-province test set. Both backends get identical
     splits and seeds. A split whose predictions file exists is skipped, so an interrupted run
     resumes and a report can be rebuilt without retraining.
+
+    ``reuse_models``: saved models that may stand in for the all-six-region training run of
+    the unseen-province split — only one that :func:`reusable_model` finds identical (same
+    settings, same training-data fingerprint) is used; any other is refused with the reason.
     """
     out = Path(out)
     all_train = training_examples(config, corpus)
@@ -67,9 +99,24 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
             if not test_set or (path.is_file() and not need_model):
                 continue
             started = time.time()
-            log(f"[{backend}] {name}: training on {len(train_set)} passages, scoring {len(test_set)}")
-            model = fit_examples(build_model(cfg), train_set)
-            train_seconds = round(time.time() - started, 1)
+            model, extra = None, {}
+            if name == "unseen" and not need_model:
+                for d in reuse_models:
+                    why = reusable_model(d, cfg, train_set)
+                    if why is None:
+                        from policyclf.models.base import load_model, read_meta
+
+                        log(f"[{backend}] {name}: scoring {len(test_set)} with the saved model {d} "
+                            "(same settings and training data as this split)")
+                        model = load_model(d)
+                        validation = read_meta(d).get("validation") or {}
+                        extra = {"reused_model": str(d), "train_seconds": validation.get("train_seconds")}
+                        break
+                    log(f"[{backend}] {name}: not reusing {d}: {why}")
+            if model is None:
+                log(f"[{backend}] {name}: training on {len(train_set)} passages, scoring {len(test_set)}")
+                model = fit_examples(build_model(cfg), train_set)
+                extra = {"train_seconds": round(time.time() - started, 1)}
             if model_target is not None:
                 save_model_atomic(model, model_target, cfg, train_set)
             if not path.is_file():
@@ -77,7 +124,7 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
                                      headings=[e.passage.heading for e in test_set])
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")
-                save_predictions(tmp, test_set, scores, model.thresholds_, split=name, train_seconds=train_seconds)
+                save_predictions(tmp, test_set, scores, model.thresholds_, split=name, **extra)
                 tmp.replace(path)
             log(f"[{backend}] {name}: done in {time.time() - started:.0f}s")
     return out

@@ -16,6 +16,9 @@ def report_cli(
     corpus: str = typer.Option(None, "--corpus"),
     rebuild_only: bool = typer.Option(False, "--rebuild-only", help="only recompute numbers and pages from saved predictions"),
     save_models: Path = typer.Option(None, "--save-models", help="keep the all-six-region models here"),
+    reuse_models: list[Path] = typer.Option([], "--reuse-model", help="a saved model that may stand in for the "
+                                            "all-six-region training run if its settings and training data are "
+                                            "identical (repeatable)"),
     curve: bool = typer.Option(False, "--curve", help="also run the active-learning learning curve (OUTPUT/curve/)"),
     curve_backends: list[str] = typer.Option(["tfidf"], "--curve-backend", help="backends of the curve (repeatable)"),
     curve_points: list[str] = typer.Option([], "--curve-point", help="run only these curve points (repeatable)"),
@@ -43,7 +46,7 @@ def report_cli(
     if skip_main:
         return
     if not rebuild_only:
-        run_protocol(cfg, output, corpus=corpus, save_models=save_models, log=log)
+        run_protocol(cfg, output, corpus=corpus, save_models=save_models, reuse_models=list(reuse_models), log=log)
     report = build_report(cfg, output, corpus)
     typer.echo(headline_markdown(report))
     typer.echo(f"report written to {output / 'report.html'} and {output / 'report.json'}")

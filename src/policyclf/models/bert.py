@@ -32,6 +32,23 @@ _D = Config()  # defaults come from the config schema: one source of truth
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "int8")
 WEIGHTS_FORMATS = ("fp16", "int8_delta")
 
+# Frozen lower-layer outputs shared by every fit in this process, keyed by window token ids.
+# The frozen layers are the base model's own weights in every fit, so a protocol that trains
+# one model per split (leave-one-region-out, cross-fitting) encodes each passage once.
+_BOTTOM_CACHE: dict[str, Any] = {"key": None, "windows": {}, "bytes": 0}
+
+
+def _bottom_cache_limit() -> int:
+    """Bytes the shared frozen-layer cache may hold (``POLICYCLF_BOTTOM_CACHE_MB``, default 6000; 0 = off)."""
+    import os
+
+    return int(float(os.environ.get("POLICYCLF_BOTTOM_CACHE_MB", "6000")) * 2**20)
+
+
+def clear_bottom_cache() -> None:
+    """Forget the shared frozen-layer outputs (they are rebuilt on the next fit)."""
+    _BOTTOM_CACHE.update(key=None, windows={}, bytes=0)
+
 
 def _device(name: str) -> torch.device:
     from policyclf.hardware import resolve_device
@@ -407,21 +424,39 @@ class BertClassifier(BaseClassifier):
         return self
 
     def _cache_bottom(self, windows: list[list[int]]) -> list[torch.Tensor]:
-        """Frozen lower-layer outputs of every window (computed once, reused every epoch)."""
+        """Frozen lower-layer outputs of every window (computed once, reused every epoch).
+
+        Outputs are also kept in a process-wide cache keyed by the base model, the number of
+        frozen layers and the window's token ids, so later fits in the same process (the
+        other splits of a protocol) only encode windows they have not seen.
+        """
         from tqdm import tqdm
 
+        from policyclf.models.base_model import resolve_base_model
+
         self.encoder_.eval()
-        out: list[torch.Tensor | None] = [None] * len(windows)
-        order = np.argsort([len(w) for w in windows])
+        limit = _bottom_cache_limit()
+        key = f"{resolve_base_model(self.base_model)}|{self.split_}|{self.device_}"
+        if _BOTTOM_CACHE["key"] != key:
+            clear_bottom_cache()
+            _BOTTOM_CACHE["key"] = key
+        shared: dict[tuple[int, ...], torch.Tensor] = _BOTTOM_CACHE["windows"]
+        out: list[torch.Tensor | None] = [shared.get(tuple(w)) if limit else None for w in windows]
+        todo = [i for i, t in enumerate(out) if t is None]
+        order = [todo[j] for j in np.argsort([len(windows[i]) for i in todo], kind="stable")]
         bs = self.inference_batch_size
         with torch.no_grad(), self._autocast():
             for s in tqdm(range(0, len(order), bs), desc="encoding (frozen layers)", unit="batch",
-                          disable=not self.progress, file=sys.stderr):
+                          disable=not self.progress or not order, file=sys.stderr):
                 idx = order[s:s + bs]
                 ids, mask = self._pad([windows[i] for i in idx])
                 hidden = self._bottom(ids, mask) if self.split_ else self.encoder_.embeddings(input_ids=ids)
                 for r, i in enumerate(idx):
                     out[i] = hidden[r, :len(windows[i])].float().clone()
+                    size = out[i].numel() * 4
+                    if limit and _BOTTOM_CACHE["bytes"] + size <= limit:
+                        shared[tuple(windows[i])] = out[i]
+                        _BOTTOM_CACHE["bytes"] += size
         return out  # type: ignore[return-value]
 
     def _length_batches(self, idx: np.ndarray, by_passage, windows, rng) -> list[np.ndarray]:
