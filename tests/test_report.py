@@ -119,3 +119,21 @@ def test_unseen_split_reuses_only_an_identical_saved_model(tmp_path, fake_repo, 
                                    str(models / "tfidf"), "--data.regions", '["beijing", "shanghai"]'])
     assert res.exit_code == 0, res.output
     assert "training-data fingerprint differs" in res.output
+
+
+def test_learning_curve_ends_with_the_main_protocol(tmp_path, fake_repo, fake_corpus, monkeypatch):
+    from policyclf.config import load_config
+    from policyclf.learning_curve import curve_numbers
+
+    monkeypatch.setenv("POLICYCLF_HOME", str(fake_repo))
+    (fake_repo / "data" / "annotated" / "rounds").mkdir()
+    (fake_repo / "data" / "annotated" / "rounds" / "al1.picks.jsonl").write_text('{"run_strategy": "mixed"}\n')
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out = tmp_path / "rep"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out)]).exit_code == 0
+    rows = curve_numbers(load_config(config), out)
+    # no curve point has run yet: the only row is the end point, read from the main protocol
+    assert [(r["point"], r["arm"], r["backend"], r["passages"]) for r in rows] == [("all", "both", "tfidf", 48)]
+    report = json.loads((out / "report.json").read_text())
+    assert rows[0]["loro_macro_f1"] == report["backends"]["tfidf"]["loro"]["macro_f1"]
+    assert rows[0]["unseen_macro_f1"] == report["backends"]["tfidf"]["unseen"]["macro_f1"]

@@ -2,7 +2,7 @@
 
 Points are cumulative training sets: the v1 six-region set (``base``), then base plus each
 active-learning round in order (``al1``, ``al1+al2``, …), and base plus the random control
-round(s). Every point runs the report protocol (leave-one-region-out on the ``six_regions``
+round(s); the end point ``all`` (every round) is the report's main protocol. Every point runs the report protocol (leave-one-region-out on the ``six_regions``
 passages and the unseen-province test) with the same config, so the points differ only in data.
 Round kinds come from the picks logs in ``data/annotated/rounds/`` (``run_strategy``).
 """
@@ -52,7 +52,7 @@ def curve_points(strategies: dict[str, str]) -> list[CurvePoint]:
 
 def point_config(config: Any, point: CurvePoint, backends: list[str]) -> Any:
     cfg = copy.deepcopy(config)
-    cfg.data.rounds = list(point.rounds)
+    cfg.data.rounds = None if point.name == "all" else list(point.rounds)
     cfg.report.backends = backends
     return cfg
 
@@ -79,8 +79,10 @@ def curve_numbers(config: Any, out: str | Path, corpus: str | None = None) -> li
     from policyclf.training import training_examples
 
     rows = []
-    for p in curve_points(round_strategies()):
-        folder = Path(out) / "curve" / p.name
+    points = [(p, Path(out) / "curve" / p.name) for p in curve_points(round_strategies())]
+    # the end point, every round together, is the main protocol of the same report
+    points.append((CurvePoint("all", "both", tuple(round_strategies())), Path(out)))
+    for p, folder in points:
         if not (folder / "predictions").is_dir():
             continue
         backends = sorted(d.name for d in (folder / "predictions").iterdir() if d.is_dir())
