@@ -137,3 +137,32 @@ def test_learning_curve_ends_with_the_main_protocol(tmp_path, fake_repo, fake_co
     report = json.loads((out / "report.json").read_text())
     assert rows[0]["loro_macro_f1"] == report["backends"]["tfidf"]["loro"]["macro_f1"]
     assert rows[0]["unseen_macro_f1"] == report["backends"]["tfidf"]["unseen"]["macro_f1"]
+
+
+def test_end_point_is_compared_with_the_base_point_on_the_same_passages(tmp_path, fake_repo, fake_corpus, monkeypatch):
+    import shutil
+
+    from policyclf.config import load_config
+    from policyclf.learning_curve import comparison_markdown, end_against_base
+
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out = tmp_path / "rep"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out)]).exit_code == 0
+    base = out / "curve" / "base" / "predictions"
+    shutil.copytree(out / "predictions", base)
+    # the base point predicts nothing anywhere: every F1 is 0, so the end point gains its own macro-F1
+    for path in (base / "tfidf").iterdir():
+        rows = [json.loads(r) for r in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({**r, "scores": [0.0] * 7}) + "\n" for r in rows))
+    rows = end_against_base(load_config(config), out, n_boot=50)
+    report = json.loads((out / "report.json").read_text())["backends"]["tfidf"]
+    by_test = {r["test"]: r for r in rows}
+    assert set(by_test) >= {"loro", "unseen"} and by_test["loro"]["n"] == 48
+    assert by_test["loro"]["base_macro_f1"] == 0.0
+    assert by_test["loro"]["diff"] == by_test["loro"]["end_macro_f1"] == report["loro"]["macro_f1"] > 0
+    assert by_test["unseen"]["end_macro_f1"] == report["unseen"]["macro_f1"]
+    assert by_test["loro"]["lo"] <= by_test["loro"]["diff"] <= by_test["loro"]["hi"]
+    assert "| tfidf | loro | 48 | 0.000 |" in comparison_markdown(rows)
+    # a held-out region missing at the end point: no pooled leave-one-region-out comparison
+    (out / "predictions" / "tfidf" / "loro-beijing.jsonl").unlink()
+    assert [r["test"] for r in end_against_base(load_config(config), out, n_boot=50)] == ["unseen"]

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policyclf.corpus import annotations_dir, read_jsonl
+import numpy as np
+
+from policyclf.corpus import REGIONS, annotations_dir, read_jsonl
 from policyclf.errors import DataError
 
 
@@ -101,6 +103,67 @@ def curve_numbers(config: Any, out: str | Path, corpus: str | None = None) -> li
     return rows
 
 
+def end_against_base(config: Any, out: str | Path, corpus: str | None = None,
+                     n_boot: int = 1000) -> list[dict[str, Any]]:
+    """Each backend's end point (every round) against its base point (v1 data), paired.
+
+    Same recipe, same test passages; only the training data differ. Rows per backend and test
+    (leave-one-region-out, its work-report and regulation passages, unseen provinces): both
+    macro-F1 and the difference end − base with a paired document-bootstrap interval and p-value.
+    """
+    from policyclf.evaluation import gold_and_scores
+    from policyclf.metrics import macro_f1, paired_bootstrap
+    from policyclf.protocol import (
+        TEST_POOL,
+        prediction_path,
+        read_predictions,
+        unseen_examples,
+    )
+    from policyclf.training import training_examples
+
+    out = Path(out)
+    base_dir = out / "curve" / "base"
+    six = [e for e in training_examples(config, corpus) if e.passage.pool == TEST_POOL]
+    unseen = unseen_examples(config, corpus)
+    rows = []
+    for backend in sorted(d.name for d in (base_dir / "predictions").glob("*") if d.is_dir()):
+        for test, splits, examples in (("loro", [f"loro-{r}" for r in REGIONS], six), ("unseen", ["unseen"], unseen)):
+            preds = {}
+            for folder in (base_dir, out):
+                found = [prediction_path(folder, backend, s) for s in splits]
+                preds[folder] = {k: v for p in found if p.is_file() for k, v in read_predictions(p).items()}
+            both = [e for e in examples if e.passage_id in preds[base_dir] and e.passage_id in preds[out]]
+            if test == "loro" and len({e.passage.region for e in both}) < len({e.passage.region for e in examples}):
+                continue  # a region not run at one of the two points: no pooled comparison yet
+            if not both:
+                continue
+            _, y, _, base_pred = gold_and_scores(both, preds[base_dir])
+            _, _, _, end_pred = gold_and_scores(both, preds[out])
+            subsets = [(test, np.ones(len(both), bool))]
+            if test == "loro":
+                subsets += [(f"loro {t}", np.array([e.passage.doc_type == t for e in both]))
+                            for t in ("work_report", "regulation")]
+            for name, m in subsets:
+                if not m.any():
+                    continue
+                docs = [e.passage.doc_id for e, k in zip(both, m) if k]
+                d = paired_bootstrap(macro_f1, y[m], end_pred[m], base_pred[m], n_boot=n_boot, groups=docs)
+                rows.append({"backend": backend, "test": name, "n": int(m.sum()),
+                             "base_macro_f1": macro_f1(y[m], base_pred[m]), "end_macro_f1": macro_f1(y[m], end_pred[m]),
+                             "diff": d["diff"], "lo": d["lo"], "hi": d["hi"], "p_value": d["p_value"]})
+    return rows
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    """The end-against-base table (Markdown)."""
+    lines = ["| model | test | passages | base (v1 data) | all rounds (v2 data) | all − base [95% CI] | p |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['backend']} | {r['test']} | {r['n']} | {r['base_macro_f1']:.3f} | {r['end_macro_f1']:.3f} | "
+                     f"{r['diff']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | {r['p_value']:.3f} |")
+    return "\n".join(lines)
+
+
 def curve_markdown(rows: list[dict[str, Any]]) -> str:
     """The learning-curve table (Markdown)."""
     from policyclf.labels import CATEGORIES
@@ -116,9 +179,15 @@ def curve_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_curve(rows: list[dict[str, Any]], out: str | Path) -> None:
-    """``curve.json`` and ``curve.md`` into ``out``."""
+def write_curve(rows: list[dict[str, Any]], out: str | Path,
+                comparison: list[dict[str, Any]] | None = None) -> None:
+    """``curve.json`` and ``curve.md`` (and ``curve_comparison.json``, if given) into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "curve.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-    (out / "curve.md").write_text(curve_markdown(rows) + "\n", encoding="utf-8")
+    text = curve_markdown(rows) + "\n"
+    if comparison:
+        (out / "curve_comparison.json").write_text(json.dumps(comparison, indent=1) + "\n", encoding="utf-8")
+        text += ("\nEnd point against base point, same recipe and test passages (paired document bootstrap):\n\n"
+                 + comparison_markdown(comparison) + "\n")
+    (out / "curve.md").write_text(text, encoding="utf-8")

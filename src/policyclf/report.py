@@ -24,6 +24,8 @@ def build_report(config: Any, out: str | Path, corpus: str | None = None) -> dic
     report, pooled = compute_report(config, out, corpus)
     if (out / "curve.json").is_file():
         report["learning_curve"] = json.loads((out / "curve.json").read_text(encoding="utf-8"))
+    if (out / "curve_comparison.json").is_file():
+        report["learning_curve_comparison"] = json.loads((out / "curve_comparison.json").read_text(encoding="utf-8"))
     report["model_card"] = model_card_section(report)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / "config.toml")

@@ -224,6 +224,14 @@ def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path, headl
                              *CATEGORIES], [
             [r["point"], r["arm"], r["backend"], r["passages"], r["loro_macro_f1"], r.get("unseen_macro_f1"),
              *[r["loro_per_category"][c] for c in CATEGORIES]] for r in report["learning_curve"]]))
+    if report.get("learning_curve_comparison"):
+        parts.append("<h2>v1 → v2 data: the end point against the base point</h2><p class='note'>Same recipe and "
+                     "test passages; only the training data differ (base = v1 six-region set, end = every coding "
+                     "round). Differences with paired document-bootstrap 95 % intervals.</p>")
+        parts.append(_table(["model", "test", "passages", "base (v1 data)", "all rounds (v2 data)", "difference",
+                             "95 % CI", "p"], [
+            [r["backend"], r["test"], r["n"], r["base_macro_f1"], r["end_macro_f1"], r["diff"],
+             f"[{r['lo']:+.3f}, {r['hi']:+.3f}]", r["p_value"]] for r in report["learning_curve_comparison"]]))
     parts.append("<h2>Model card section</h2><pre>" + html.escape(report["model_card"]) + "</pre>")
     parts.append("<h2>Headline (Markdown, as in README)</h2><pre>" + html.escape(headline_md) + "</pre>")
     parts.append("</body></html>")

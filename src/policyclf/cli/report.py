@@ -39,14 +39,15 @@ def report_cli(
         from policyclf.learning_curve import run_curve
 
         run_curve(cfg, output, list(curve_backends), corpus=corpus, only=list(curve_points) or None, log=log)
-    if (output / "curve").is_dir():
-        from policyclf.learning_curve import curve_numbers, write_curve
+    if not skip_main and not rebuild_only:
+        run_protocol(cfg, output, corpus=corpus, save_models=save_models, reuse_models=list(reuse_models), log=log)
+    if (output / "curve").is_dir():  # after the main protocol: its predictions are the curve's end point
+        from policyclf.learning_curve import curve_numbers, end_against_base, write_curve
 
-        write_curve(curve_numbers(cfg, output, corpus), output)
+        write_curve(curve_numbers(cfg, output, corpus), output,
+                    end_against_base(cfg, output, corpus, cfg.report.bootstrap))
     if skip_main:
         return
-    if not rebuild_only:
-        run_protocol(cfg, output, corpus=corpus, save_models=save_models, reuse_models=list(reuse_models), log=log)
     report = build_report(cfg, output, corpus)
     typer.echo(headline_markdown(report))
     typer.echo(f"report written to {output / 'report.html'} and {output / 'report.json'}")
