@@ -2,8 +2,9 @@
 
 Points are cumulative training sets: the v1 six-region set (``base``), then base plus each
 active-learning round in order (``al1``, ``al1+al2``, …), and base plus the random control
-round(s); the end point ``all`` (every round) is the report's main protocol. Every point runs the report protocol (leave-one-region-out on the ``six_regions``
-passages and the unseen-province test) with the same config, so the points differ only in data.
+round(s); the end point ``all`` (every round) is the report's main protocol. Every point runs
+the report protocol (leave-one-region-out on the ``six_regions`` passages and the
+unseen-province test) with the same config, so the points differ only in data.
 Round kinds come from the picks logs in ``data/annotated/rounds/`` (``run_strategy``).
 """
 
@@ -81,9 +82,10 @@ def curve_numbers(config: Any, out: str | Path, corpus: str | None = None) -> li
     from policyclf.training import training_examples
 
     rows = []
-    points = [(p, Path(out) / "curve" / p.name) for p in curve_points(round_strategies())]
+    strategies = round_strategies()
+    points = [(p, Path(out) / "curve" / p.name) for p in curve_points(strategies)]
     # the end point, every round together, is the main protocol of the same report
-    points.append((CurvePoint("all", "both", tuple(round_strategies())), Path(out)))
+    points.append((CurvePoint("all", "both", tuple(strategies)), Path(out)))
     for p, folder in points:
         if not (folder / "predictions").is_dir():
             continue
