@@ -42,6 +42,9 @@ class ModelConfig(_Section):
         "auto", description="CPU inference precision; auto = chosen from the CPU's capabilities (see BertClassifier)")
     inference_batch_size: int = Field(64, ge=1)
     use_heading: bool = Field(False, description="read each window as `heading [SEP] text` (context)")
+    encoder_layers: int = Field(
+        0, ge=0, le=48, description="keep only the bottom N encoder layers of the base model (0 = all): a shallower, "
+                                    "faster encoder, e.g. a distilled student")
     weights_format: Literal["fp16", "int8_delta"] = Field(
         "fp16", description="how trained layers are stored: fp16, or per-channel int8 deltas against the base (~half)")
 
@@ -79,6 +82,20 @@ class BaselineConfig(_Section):
     use_heading: bool = Field(False, description="add the passage's chapter/section heading as a feature block")
 
 
+class DistillConfig(_Section):
+    """Backend ``distilled``: a shallow student trained on a teacher's scores (the teacher is the
+    ``bert`` backend with the [model] and [training] settings)."""
+
+    student_layers: int = Field(3, ge=1, le=48, description="encoder layers of the student (bottom layers of the base)")
+    teacher: str = Field(
+        "", description="a saved bert model to distil from; empty = train the teacher inside every fit (what a "
+                        "report needs, so that no held-out region reaches the student through its teacher)")
+    crops: int = Field(1, ge=0, le=4, description="random sentence spans per passage added as teacher-scored inputs")
+    epochs: int = Field(6, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    patience: int = Field(2, ge=1)
+
+
 class ReportConfig(_Section):
     backends: list[str] = ["tfidf", "bert"]
     loro_regions: list[str] = Field(
@@ -100,6 +117,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     baseline: BaselineConfig = BaselineConfig()
+    distill: DistillConfig = DistillConfig()
     report: ReportConfig = ReportConfig()
     _base_dir: Path | None = PrivateAttr(default=None)
 

@@ -35,7 +35,7 @@ WEIGHTS_FORMATS = ("fp16", "int8_delta")
 # Frozen lower-layer outputs shared by every fit in this process, keyed by window token ids.
 # The frozen layers are the base model's own weights in every fit, so a protocol that trains
 # one model per split (leave-one-region-out, cross-fitting) encodes each passage once.
-_BOTTOM_CACHE: dict[str, Any] = {"key": None, "windows": {}, "bytes": 0}
+_BOTTOM_CACHE: dict[str, Any] = {"windows": {}, "bytes": 0}  # windows: cache key -> token ids -> tensor
 
 
 def _bottom_cache_limit() -> int:
@@ -47,7 +47,7 @@ def _bottom_cache_limit() -> int:
 
 def clear_bottom_cache() -> None:
     """Forget the shared frozen-layer outputs (they are rebuilt on the next fit)."""
-    _BOTTOM_CACHE.update(key=None, windows={}, bytes=0)
+    _BOTTOM_CACHE.update(windows={}, bytes=0)
 
 
 def _device(name: str) -> torch.device:
@@ -82,6 +82,8 @@ class BertClassifier(BaseClassifier):
         max_length: tokens per window, special tokens included.
         window_stride: step in tokens between window starts for passages longer than one window.
         trainable_layers: how many top encoder layers are fine-tuned (and stored).
+        encoder_layers: keep only the bottom N layers of the base encoder (0 = all): a shallower,
+            faster model such as a distilled student.
         epochs, batch_size, learning_rate, head_learning_rate, weight_decay, warmup_ratio:
             AdamW with linear warm-up and decay; the head gets its own learning rate.
         validation_fraction: passages held out for early stopping and threshold tuning.
@@ -102,7 +104,7 @@ class BertClassifier(BaseClassifier):
 
     CONFIG_KEYS = {
         **{k: ("model", k) for k in ("base_model", "max_length", "window_stride", "trainable_layers",
-                                     "weights_format", "use_heading", "inference_dtype", "inference_batch_size")},
+                                     "encoder_layers", "weights_format", "use_heading", "inference_dtype", "inference_batch_size")},
         **{k: ("training", k) for k in ("epochs", "batch_size", "learning_rate", "head_learning_rate", "layer_lr_decay",
                                         "threshold_folds",
                                         "weight_decay", "warmup_ratio", "validation_fraction", "patience",
@@ -118,7 +120,8 @@ class BertClassifier(BaseClassifier):
                  head_learning_rate: float = _D.training.head_learning_rate,
                  weight_decay: float = _D.training.weight_decay, warmup_ratio: float = _D.training.warmup_ratio,
                  validation_fraction: float = _D.training.validation_fraction, patience: int = _D.training.patience,
-                 layer_lr_decay: float = _D.training.layer_lr_decay, weights_format: str = _D.model.weights_format,
+                 layer_lr_decay: float = _D.training.layer_lr_decay, encoder_layers: int = _D.model.encoder_layers,
+                 weights_format: str = _D.model.weights_format,
                  threshold_folds: int = _D.training.threshold_folds, use_heading: bool = _D.model.use_heading,
                  max_pos_weight: float = _D.training.max_pos_weight, seed: int = _D.training.seed,
                  num_threads: int = _D.training.num_threads,
@@ -129,6 +132,7 @@ class BertClassifier(BaseClassifier):
         self.max_length = max_length
         self.window_stride = window_stride
         self.trainable_layers = trainable_layers
+        self.encoder_layers = encoder_layers
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -179,6 +183,11 @@ class BertClassifier(BaseClassifier):
         self.tokenizer_ = AutoTokenizer.from_pretrained(path)
         self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
         layers = self.encoder_.encoder.layer
+        if self.encoder_layers:
+            if self.encoder_layers > len(layers):
+                raise ModelError(f"encoder_layers={self.encoder_layers}, but the base model has {len(layers)} layers")
+            self.encoder_.encoder.layer = layers = nn.ModuleList(list(layers)[:self.encoder_layers])
+            self.encoder_.config.num_hidden_layers = self.encoder_layers
         if not 1 <= self.trainable_layers <= len(layers):
             raise ModelError(f"trainable_layers={self.trainable_layers}, but the base model has {len(layers)} layers")
         self.split_ = len(layers) - self.trainable_layers
@@ -316,8 +325,15 @@ class BertClassifier(BaseClassifier):
         return self
 
     def _fit_core(self, texts: Sequence[str], labels: Sequence[Sequence[str]], holdout: bool,
-                  headings: Sequence[str] | None = None) -> "BertClassifier":
-        """One fine-tuning run; with ``holdout``, early stopping and thresholds on a random split."""
+                  headings: Sequence[str] | None = None, targets: np.ndarray | None = None,
+                  n_gold: int | None = None) -> "BertClassifier":
+        """One fine-tuning run; with ``holdout``, early stopping and thresholds on a random split.
+
+        ``targets`` (n, 7 probabilities) replaces the 0/1 labels as the training target (soft
+        targets of a teacher; the positive weighting is then off, since the targets already carry
+        the teacher's scale). Only the first ``n_gold`` passages (default all) have gold labels:
+        the validation split is drawn from them and thresholds are tuned on their gold labels.
+        """
         from tqdm import tqdm
         from transformers import get_linear_schedule_with_warmup
 
@@ -329,11 +345,19 @@ class BertClassifier(BaseClassifier):
         if self.device == "cpu" or not torch.cuda.is_available():
             torch.use_deterministic_algorithms(True, warn_only=True)
         self._build()
-        y = labels_to_matrix(labels, self.labels).astype(np.float32)
+        n_gold = len(texts) if n_gold is None else n_gold
+        gold = labels_to_matrix([list(l) for l in labels[:n_gold]], self.labels).astype(np.float32)
+        if targets is not None:
+            if targets.shape != (len(texts), len(self.labels)):
+                raise ModelError(f"targets of shape {targets.shape}, expected {(len(texts), len(self.labels))}")
+            y = np.asarray(targets, dtype=np.float32)
+        else:
+            y = gold
         rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(texts))
-        n_val = max(1, int(round(self.validation_fraction * len(texts)))) if holdout else 0
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        order = rng.permutation(n_gold)
+        n_val = max(1, int(round(self.validation_fraction * n_gold))) if holdout else 0
+        val_idx = np.sort(order[:n_val])
+        train_idx = np.sort(np.concatenate([order[n_val:], np.arange(n_gold, len(texts))])).astype(int)
 
         windows, owner = self._windows(texts, headings)
         cached = self._cache_bottom(windows)
@@ -343,8 +367,8 @@ class BertClassifier(BaseClassifier):
 
         pos = y[train_idx].sum(0)
         neg = len(train_idx) - pos
-        pos_weight = torch.tensor(np.clip(neg / np.maximum(pos, 1), 1.0, self.max_pos_weight), dtype=torch.float32,
-                                  device=self.device_)
+        weights = np.clip(neg / np.maximum(pos, 1), 1.0, self.max_pos_weight) if targets is None else np.ones(len(pos))
+        pos_weight = torch.tensor(weights, dtype=torch.float32, device=self.device_)
         prior = np.clip(pos / len(train_idx), 1e-3, 1 - 1e-3)
         with torch.no_grad():
             self.head_[1].bias.copy_(torch.tensor(np.log(prior / (1 - prior)), dtype=torch.float32))
@@ -409,13 +433,13 @@ class BertClassifier(BaseClassifier):
             raise ModelError("training failed: the validation loss was never finite (NaN or inf) in "
                              f"{len(history)} epoch(s); lower training.learning_rate or check the data")
         self._load_trained_state(best_state)
-        self.thresholds_ = tune_thresholds(y[val_idx], best_val_scores)
+        self.thresholds_ = tune_thresholds(gold[val_idx], best_val_scores)
         from policyclf.metrics import macro_f1, micro_f1
 
         pred = best_val_scores >= self.thresholds_
         self.validation_ = {
             "method": f"random {len(val_idx)}-passage validation split (thresholds tuned on it: optimistic)",
-            "macro_f1": macro_f1(y[val_idx], pred), "micro_f1": micro_f1(y[val_idx], pred),
+            "macro_f1": macro_f1(gold[val_idx], pred), "micro_f1": micro_f1(gold[val_idx], pred),
             "best_val_loss": best_loss, "history": history, "train_seconds": round(time.time() - started, 1),
         }
         self.encoder_.eval()
@@ -437,10 +461,7 @@ class BertClassifier(BaseClassifier):
         self.encoder_.eval()
         limit = _bottom_cache_limit()
         key = f"{resolve_base_model(self.base_model)}|{self.split_}|{self.device_}"
-        if _BOTTOM_CACHE["key"] != key:
-            clear_bottom_cache()
-            _BOTTOM_CACHE["key"] = key
-        shared: dict[tuple[int, ...], torch.Tensor] = _BOTTOM_CACHE["windows"]
+        shared: dict[tuple[int, ...], torch.Tensor] = _BOTTOM_CACHE["windows"].get(key, {})
         out: list[torch.Tensor | None] = [shared.get(tuple(w)) if limit else None for w in windows]
         todo = [i for i, t in enumerate(out) if t is None]
         order = [todo[j] for j in np.argsort([len(windows[i]) for i in todo], kind="stable")]
@@ -455,6 +476,7 @@ class BertClassifier(BaseClassifier):
                     out[i] = hidden[r, :len(windows[i])].float().clone()
                     size = out[i].numel() * 4
                     if limit and _BOTTOM_CACHE["bytes"] + size <= limit:
+                        shared = _BOTTOM_CACHE["windows"].setdefault(key, shared)
                         shared[tuple(windows[i])] = out[i]
                         _BOTTOM_CACHE["bytes"] += size
         return out  # type: ignore[return-value]

@@ -13,6 +13,7 @@ from policyclf.errors import ModelError
 BACKENDS: dict[str, str] = {
     "tfidf": "policyclf.models.tfidf:TfidfClassifier",
     "bert": "policyclf.models.bert:BertClassifier",
+    "distilled": "policyclf.models.distilled:DistilledClassifier",
 }
 
 

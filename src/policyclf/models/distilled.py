@@ -1,0 +1,203 @@
+"""A shallow student distilled from the BERT backend: fewer encoder layers, the same interface.
+
+``fit`` gets a teacher — the saved model named by ``distill.teacher``, or, when that is empty,
+a ``bert`` model trained inside the fit on the same passages with the [model]/[training]
+settings (so in leave-one-region-out no held-out region reaches the student through its
+teacher) — scores the training passages plus ``crops`` random sentence spans of each with it,
+and trains a student made of the bottom ``student_layers`` layers of the same base model on those
+scores (soft targets). The student keeps a gold-labelled validation split for early stopping and
+tunes its own thresholds on it. Only the student is stored; inference never touches the teacher.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policyclf.errors import ModelError
+from policyclf.models.base import BaseClassifier
+
+log = logging.getLogger("policyclf")
+_SENTENCE_END = re.compile(r"(?<=[。；！？;!?\n])")
+
+
+def sentence_crops(texts: Sequence[str], per_text: int, seed: int) -> list[tuple[int, str]]:
+    """Up to ``per_text`` random contiguous spans of sentences of each text (never the whole text).
+
+    Returns (index of the source text, span) pairs; texts of one sentence give none.
+    """
+    rng = np.random.default_rng(seed)
+    out: list[tuple[int, str]] = []
+    for i, text in enumerate(texts):
+        sents = [s for s in _SENTENCE_END.split(text) if s.strip()]
+        if len(sents) < 2:
+            continue
+        seen: set[tuple[int, int]] = set()
+        for _ in range(per_text):
+            size = int(rng.integers(1, len(sents)))  # 1 .. n-1 sentences
+            start = int(rng.integers(0, len(sents) - size + 1))
+            if (start, size) in seen:
+                continue
+            seen.add((start, size))
+            out.append((i, "".join(sents[start:start + size]).strip()))
+    return out
+
+
+class DistilledClassifier(BaseClassifier):
+    """A BERT student with ``student_layers`` encoder layers, trained on a BERT teacher's scores.
+
+    Args: every :class:`~policyclf.models.bert.BertClassifier` argument (they shape the teacher
+    and, apart from depth, epochs, learning rate and patience, the student too), plus
+        student_layers: encoder layers of the student (the base model's bottom layers, all trained).
+        teacher: a saved ``bert`` model directory to distil from; '' = train one in ``fit``.
+        crops: random sentence spans per training passage added as teacher-scored inputs.
+        student_epochs, student_learning_rate, student_patience: the student's training.
+    """
+
+    backend = "distilled"
+
+    @classmethod
+    def _bert(cls) -> type:
+        from policyclf.models.bert import BertClassifier
+
+        return BertClassifier
+
+    CONFIG_KEYS: dict[str, tuple[str, str]] = {}  # filled below from BertClassifier's + [distill]
+    RUNTIME_OPTIONS = ("device", "inference_dtype", "inference_batch_size", "progress")
+    STUDENT_KEYS = {"student_layers": ("distill", "student_layers"), "teacher": ("distill", "teacher"),
+                    "crops": ("distill", "crops"), "student_epochs": ("distill", "epochs"),
+                    "student_learning_rate": ("distill", "learning_rate"),
+                    "student_patience": ("distill", "patience")}
+
+    def __init__(self, student_layers: int = 3, teacher: str = "", crops: int = 1, student_epochs: int = 6,
+                 student_learning_rate: float = 2e-4, student_patience: int = 2, device: str = "auto",
+                 progress: bool = True, **bert: Any) -> None:
+        self.student_layers = student_layers
+        self.teacher = teacher
+        self.crops = crops
+        self.student_epochs = student_epochs
+        self.student_learning_rate = student_learning_rate
+        self.student_patience = student_patience
+        self.device = device
+        self.progress = progress
+        for k, v in bert.items():
+            if k not in self._bert().CONFIG_KEYS and k not in self._bert().RUNTIME_OPTIONS:
+                raise TypeError(f"unexpected argument {k!r}")
+            setattr(self, k, v)
+        defaults = self._bert()()
+        for k in self._bert().CONFIG_KEYS:
+            if k not in bert:
+                setattr(self, k, getattr(defaults, k))
+
+    @classmethod
+    def from_config(cls, config: Any, **runtime: Any) -> "DistilledClassifier":
+        """A model with ``config``'s settings; the device comes from ``runtime`` or ``training.device``."""
+        runtime.setdefault("device", config.training.device)
+        model = super().from_config(config, **runtime)
+        if model.teacher:  # a path in a config file is relative to that file, like the data paths
+            model.teacher_path_ = str(config.resolve(model.teacher))
+        return model
+
+    @classmethod
+    def load(cls, directory: str | Path, **runtime: Any) -> "DistilledClassifier":
+        """Load a saved student on ``device`` (default ``auto``)."""
+        runtime.setdefault("device", "auto")
+        return super().load(directory, **runtime)
+
+    # ------------------------------------------------------------ the two models
+    def teacher_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._bert().CONFIG_KEYS}
+
+    def student_params(self) -> dict[str, Any]:
+        """The student's BertClassifier settings: the teacher's, at ``student_layers`` depth, all trained."""
+        return {**self.teacher_params(), "encoder_layers": self.student_layers, "trainable_layers": self.student_layers,
+                "epochs": self.student_epochs, "learning_rate": self.student_learning_rate,
+                "patience": self.student_patience, "threshold_folds": 0, "weights_format": "fp16"}
+
+    def _make_student(self) -> Any:
+        return self._bert()(**self.student_params(), device=self.device, progress=self.progress)
+
+    def _get_teacher(self, texts: Sequence[str], labels: Sequence[Sequence[str]], groups, headings) -> Any:
+        if self.teacher:
+            from policyclf.models.base import load_model, read_meta
+
+            path = getattr(self, "teacher_path_", self.teacher)
+            if read_meta(path)["backend"] != "bert":
+                raise ModelError(f"distill.teacher {path}: a {read_meta(path)['backend']} model; "
+                                 "the teacher must be a bert model")
+            log.info("distillation: teacher = the saved model %s", path)
+            return load_model(path, device=self.device, inference_dtype="float32", progress=self.progress)
+        log.info("distillation: training the teacher on %d passages", len(texts))
+        teacher = self._bert()(**self.teacher_params(), device=self.device, progress=self.progress)
+        return teacher.fit(texts, labels, groups=groups, headings=headings)
+
+    # ------------------------------------------------------------ training
+    def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
+            groups: Sequence[str] | None = None, headings: Sequence[str] | None = None) -> "DistilledClassifier":
+        """Train (or load) the teacher, score the passages and their sentence crops, train the student."""
+        from policyclf.scoring import score_texts
+
+        texts = [str(t) for t in texts]
+        heads = list(headings) if headings is not None else [""] * len(texts)
+        if self.student_layers < 1:
+            raise ModelError("distill.student_layers must be at least 1")
+        started = time.time()
+        teacher = self._get_teacher(texts, labels, groups, heads)
+        teacher_info = {"source": self.teacher or "trained in this fit",
+                        "validation": {k: v for k, v in getattr(teacher, "validation_", {}).items() if k != "history"}}
+        crops = sentence_crops(texts, self.crops, self.seed) if self.crops else []
+        inputs = texts + [c for _, c in crops]
+        input_heads = heads + [heads[i] for i, _ in crops]
+        log.info("distillation: teacher scores %d passages + %d sentence spans", len(texts), len(crops))
+        targets = score_texts(teacher, inputs, batch_size=64, headings=input_heads, progress=self.progress,
+                              desc="teacher scores")
+        del teacher
+        student = self._make_student()
+        student._fit_core(inputs, [list(l) for l in labels], holdout=True, headings=input_heads,
+                          targets=targets, n_gold=len(texts))
+        self.student_ = student
+        self.thresholds_ = student.thresholds_
+        self.validation_ = {**student.validation_, "teacher": teacher_info, "inputs": len(inputs),
+                            "sentence_spans": len(crops), "train_seconds": round(time.time() - started, 1),
+                            "method": student.validation_["method"] + "; student trained on the teacher's scores"}
+        return self
+
+    # ------------------------------------------------------------ inference and persistence
+    def _require(self) -> Any:
+        if not hasattr(self, "student_"):
+            raise ModelError("the model is not fitted")
+        return self.student_
+
+    def predict_proba(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> np.ndarray:
+        return self._require().predict_proba(texts, headings)
+
+    def runtime_info(self) -> dict[str, Any]:
+        return {**self._require().runtime_info(), "encoder_layers": self.student_layers}
+
+    @property
+    def precision_(self) -> str:
+        return self._require().precision_
+
+    def _save_weights(self, directory: Path) -> None:
+        self._require()._save_weights(directory)
+
+    def _load_weights(self, directory: Path) -> None:
+        student = self._make_student()
+        student.thresholds_ = self.thresholds_
+        student._load_weights(directory)
+        self.student_ = student
+
+
+def _fill_config_keys() -> None:
+    from policyclf.models.bert import BertClassifier
+
+    DistilledClassifier.CONFIG_KEYS = {**BertClassifier.CONFIG_KEYS, **DistilledClassifier.STUDENT_KEYS}
+
+
+_fill_config_keys()

@@ -1,0 +1,88 @@
+"""The distilled backend: a shallower student trained on a teacher's scores, same interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import toy_data
+from policyclf.errors import ModelError
+
+
+def _student(tiny_bert_dir, **kw):
+    from policyclf.models.distilled import DistilledClassifier
+
+    args = dict(base_model=str(tiny_bert_dir), max_length=16, window_stride=6, trainable_layers=2, epochs=2,
+                batch_size=8, learning_rate=5e-3, head_learning_rate=3e-2, patience=5, validation_fraction=0.25,
+                seed=3, inference_dtype="float32", student_layers=1, student_epochs=3, student_learning_rate=5e-3,
+                student_patience=5, progress=False, device="cpu")
+    return DistilledClassifier(**{**args, **kw})
+
+
+def test_sentence_crops_are_proper_spans_of_their_text():
+    from policyclf.models.distilled import sentence_crops
+
+    texts = ["第一句。第二句；第三句！", "只有一句", "甲。乙。"]
+    crops = sentence_crops(texts, 3, seed=0)
+    assert crops and {i for i, _ in crops} <= {0, 2}  # one sentence: nothing to crop
+    for i, span in crops:
+        assert span and span in texts[i] and span != texts[i]
+    assert crops == sentence_crops(texts, 3, seed=0)
+
+
+def test_student_is_shallower_learns_from_its_teacher_and_round_trips(tiny_bert_dir, tiny_bert_model, tmp_path):
+    from policyclf.models.base import load_model
+    from policyclf.models.distilled import DistilledClassifier
+
+    texts, labels = toy_data(3)
+    model = _student(tiny_bert_dir, teacher=str(tiny_bert_model)).fit(texts, labels)
+    assert len(model.student_.encoder_.encoder.layer) == 1  # the tiny base has 2
+    assert model.validation_["teacher"]["source"] == str(tiny_bert_model)
+    assert model.validation_["sentence_spans"] == 0  # toy texts are single sentences
+    probs = model.predict_proba(texts)
+    assert probs.shape == (len(texts), 7) and np.isfinite(probs).all()
+    saved = model.save(tmp_path / "student")
+    loaded = load_model(saved, inference_dtype="float32")
+    assert isinstance(loaded, DistilledClassifier) and loaded.student_layers == 1
+    np.testing.assert_allclose(loaded.predict_proba(texts), probs, atol=1e-3)  # layers stored in fp16
+    np.testing.assert_array_equal(loaded.thresholds_, model.thresholds_)
+    assert loaded.predict(texts) == model.predict(texts)
+
+
+def test_student_follows_the_teachers_scores_not_the_gold_labels(tiny_bert_dir, tiny_bert_model, monkeypatch):
+    """The training target is the teacher's score: a teacher that says 0.9 everywhere pulls every score up."""
+    from policyclf.models import distilled
+
+    texts, labels = toy_data(3)
+    seen = {}
+
+    class Constant:
+        thresholds_ = np.full(7, 0.5)
+
+        def predict_proba(self, batch, headings=None):
+            seen.setdefault("n", 0)
+            seen["n"] += len(batch)
+            return np.full((len(batch), 7), 0.9)
+
+    monkeypatch.setattr(distilled.DistilledClassifier, "_get_teacher", lambda self, *a: Constant())
+    model = _student(tiny_bert_dir, student_epochs=8, student_patience=8).fit(texts, labels)
+    assert seen["n"] == len(texts)
+    probs = model.predict_proba(texts)
+    assert probs.mean() > 0.7  # gold labels are mostly negative: only the teacher's targets make this high
+
+
+def test_teacher_is_trained_inside_fit_when_none_is_given(tiny_bert_dir):
+    texts, labels = toy_data(3)
+    model = _student(tiny_bert_dir).fit(texts, labels)
+    assert model.validation_["teacher"]["source"] == "trained in this fit"
+    assert "macro_f1" in model.validation_["teacher"]["validation"]
+
+
+def test_a_teacher_that_is_not_bert_is_refused(tiny_bert_dir, tmp_path):
+    from conftest import toy_data as td
+    from policyclf.models.tfidf import TfidfClassifier
+
+    texts, labels = td(3)
+    tf = TfidfClassifier(threshold_folds=2).fit(texts, labels).save(tmp_path / "tfidf")
+    with pytest.raises(ModelError, match="must be a bert model"):
+        _student(tiny_bert_dir, teacher=str(tf)).fit(texts, labels)
