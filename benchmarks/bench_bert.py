@@ -43,19 +43,21 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sample = [passages[i].text for i in rng.choice(len(passages), size=min(args.n, len(passages)), replace=False)]
     model = load_model(args.model)
+    inner = getattr(model, "student_", model)  # a distilled model computes with its student
     meta = read_meta(args.model)
     from policyclf.hardware import cpu_info, describe_cpu
 
     out = {"cpu": describe_cpu(), "cpu_flags": cpu_info()["flags"], "torch_threads": torch.get_num_threads(),
            "isa_limits": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)},
            "passages": len(sample), "mean_chars": float(np.mean([len(t) for t in sample])),
-           "device": str(model.device_), "runtime": "torch",
+           "model": args.model, "backend": meta["backend"], "encoder_layers": len(inner.encoder_.encoder.layer),
+           "device": str(inner.device_), "runtime": "torch",
            "default_precision": model.runtime_info()["precision"],
            "default_precision_reason": model.runtime_info()["precision_reason"]}
     results = {}
     dtypes = ["float32", *[d for d in args.dtypes if d != "float32"]]
     for dtype in dtypes:
-        model.inference_dtype, model._precision, model.quantized_ = dtype, None, None
+        inner.inference_dtype, inner._precision, inner.quantized_ = dtype, None, None
         model.predict_proba(sample[:64])  # warm-up (and quantization)
         started = time.perf_counter()
         scores = model.predict_proba(sample)
@@ -73,15 +75,15 @@ def main() -> None:
     from policyclf.models.base_model import resolve_base_model
 
     hf_logging.set_verbosity_error()
-    base = resolve_base_model(model.base_model)
+    base = resolve_base_model(inner.base_model)  # the whole base encoder, as a new user would run it
     hf_model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=7, problem_type="multi_label_classification")
     pipe = pipeline("text-classification", model=hf_model, tokenizer=AutoTokenizer.from_pretrained(base),
                     device=-1, top_k=None, function_to_apply="sigmoid")
     few = sample[:args.pipeline_n]
-    pipe(few[0], truncation=True, max_length=model.max_length)
+    pipe(few[0], truncation=True, max_length=inner.max_length)
     started = time.perf_counter()
     for text in few:
-        pipe(text, truncation=True, max_length=model.max_length)
+        pipe(text, truncation=True, max_length=inner.max_length)
     pipe_rate = len(few) / (time.perf_counter() - started)
     out["transformers_pipeline_one_at_a_time_passages_per_s"] = round(pipe_rate, 1)
     for dtype in dtypes:

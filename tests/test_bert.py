@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from conftest import toy_data  # noqa: E402
+from conftest import TOY, toy_data  # noqa: E402
 from policyclf.errors import ModelError  # noqa: E402
 from policyclf.models.base import load_model  # noqa: E402
 from policyclf.models.bert import BertClassifier  # noqa: E402
@@ -359,3 +359,38 @@ def test_frozen_layer_outputs_are_shared_between_fits(tiny_bert_dir, monkeypatch
     tiny(tiny_bert_dir, epochs=1, trainable_layers=1).fit(texts, labels)
     assert sum(calls) == n_all and len(bert._BOTTOM_CACHE["windows"]) == 2
     bert.clear_bottom_cache()
+
+
+def test_lean_runtime_scores_as_transformers_does(tiny_bert_model, monkeypatch):
+    """Loading skips transformers (plain torch + tokenizers) and gives the same windows and scores."""
+    from policyclf.models.base import load_model
+    from policyclf.models.lean import LeanBert
+
+    texts = [t * k for t, _ in TOY for k in (1, 3)] + ["设立科技专项资金。" * 9, "未知字符☃与英文 text 123"]
+    monkeypatch.setenv("POLICYCLF_RUNTIME", "transformers")
+    ref = load_model(tiny_bert_model, inference_dtype="float32", device="cpu")
+    assert not isinstance(ref.encoder_, LeanBert) and ref.runtime_info()["runtime"] == "transformers"
+    monkeypatch.setenv("POLICYCLF_RUNTIME", "auto")
+    lean = load_model(tiny_bert_model, inference_dtype="float32", device="cpu")
+    assert isinstance(lean.encoder_, LeanBert) and lean.runtime_info()["runtime"] == "lean"
+    assert lean._windows(texts)[0] == ref._windows(texts)[0]
+    np.testing.assert_allclose(lean.predict_proba(texts), ref.predict_proba(texts), atol=1e-5)
+    lean.inference_batch_size = 1  # batch-mates and padding change nothing
+    np.testing.assert_allclose(lean.predict_proba(texts), ref.predict_proba(texts), atol=1e-5)
+
+
+def test_lean_runtime_is_refused_or_skipped_where_it_does_not_apply(tmp_path, monkeypatch):
+    from policyclf.errors import ModelError
+    from policyclf.models.lean import choose_runtime
+
+    (tmp_path / "config.json").write_text('{"model_type": "roberta"}')
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_text("{}")
+    runtime, why = choose_runtime(tmp_path)
+    assert runtime == "transformers" and "model_type 'roberta'" in why
+    monkeypatch.setenv("POLICYCLF_RUNTIME", "lean")
+    with pytest.raises(ModelError, match="cannot use it: model_type 'roberta'"):
+        choose_runtime(tmp_path)
+    (tmp_path / "tokenizer.json").unlink()
+    monkeypatch.setenv("POLICYCLF_RUNTIME", "auto")
+    assert choose_runtime(tmp_path) == ("transformers", "lean runtime not applicable: no tokenizer.json")

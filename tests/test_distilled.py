@@ -86,3 +86,21 @@ def test_a_teacher_that_is_not_bert_is_refused(tiny_bert_dir, tmp_path):
     tf = TfidfClassifier(threshold_folds=2).fit(texts, labels).save(tmp_path / "tfidf")
     with pytest.raises(ModelError, match="must be a bert model"):
         _student(tiny_bert_dir, teacher=str(tf)).fit(texts, labels)
+
+
+def test_encoder_layers_keeps_the_bottom_layers_and_refuses_more_than_the_base_has(tiny_bert_dir):
+    import torch
+
+    from policyclf.models.bert import BertClassifier
+
+    texts, labels = toy_data(2)
+    kw = dict(base_model=str(tiny_bert_dir), max_length=16, window_stride=6, epochs=1, batch_size=8,
+              progress=False, device="cpu")
+    full = BertClassifier(**kw, trainable_layers=1).fit(texts, labels)
+    one = BertClassifier(**kw, trainable_layers=1, encoder_layers=1).fit(texts, labels)
+    assert len(one.encoder_.encoder.layer) == 1 and len(full.encoder_.encoder.layer) == 2
+    # the kept layer is the base model's own bottom layer
+    for a, b in zip(one.base_state_.values(), full.encoder_.encoder.layer[0].state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ModelError, match="encoder_layers=3, but the base model has 2 layers"):
+        BertClassifier(**kw, trainable_layers=1, encoder_layers=3).fit(texts, labels)

@@ -67,6 +67,10 @@ def _bidirectional_mask(model: nn.Module, hidden: torch.Tensor, mask: torch.Tens
 
 
 def _run_layers(model: nn.Module, layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if getattr(model, "lean", False):
+        from policyclf.models.lean import run_lean_layers
+
+        return run_lean_layers(model, layers, hidden, mask)
     attn = _bidirectional_mask(model, hidden, mask)
     for layer in layers:
         out = layer(hidden, attn)
@@ -181,13 +185,18 @@ class BertClassifier(BaseClassifier):
         path = resolve_base_model(self.base_model)
         hf_logging.set_verbosity_error()
         self.tokenizer_ = AutoTokenizer.from_pretrained(path)
-        self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
+        if self.encoder_layers:  # a shallower encoder: the base model's bottom layers only (the rest is not read)
+            from transformers import AutoConfig
+
+            base_config = AutoConfig.from_pretrained(path)
+            if self.encoder_layers > base_config.num_hidden_layers:
+                raise ModelError(f"encoder_layers={self.encoder_layers}, but the base model has "
+                                 f"{base_config.num_hidden_layers} layers")
+            base_config.num_hidden_layers = self.encoder_layers
+            self.encoder_ = AutoModel.from_pretrained(path, config=base_config)
+        else:
+            self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
         layers = self.encoder_.encoder.layer
-        if self.encoder_layers:
-            if self.encoder_layers > len(layers):
-                raise ModelError(f"encoder_layers={self.encoder_layers}, but the base model has {len(layers)} layers")
-            self.encoder_.encoder.layer = layers = nn.ModuleList(list(layers)[:self.encoder_layers])
-            self.encoder_.config.num_hidden_layers = self.encoder_layers
         if not 1 <= self.trainable_layers <= len(layers):
             raise ModelError(f"trainable_layers={self.trainable_layers}, but the base model has {len(layers)} layers")
         self.split_ = len(layers) - self.trainable_layers
@@ -205,6 +214,26 @@ class BertClassifier(BaseClassifier):
         # the base weights of what is trained: int8 deltas are stored against them
         self.base_state_ = {k: v.detach().clone().cpu() for k, v in self._trained_state().items()
                             if not k.startswith("head.")}
+
+    def _build_lean(self, path: str) -> None:
+        """The inference-only equivalent of :meth:`_build` on the lean runtime (no transformers)."""
+        from policyclf.models.lean import load_lean
+
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        self.tokenizer_, self.encoder_, base = load_lean(path, self.encoder_layers)
+        n_layers = len(self.encoder_.encoder.layer)
+        if not 1 <= self.trainable_layers <= n_layers:
+            raise ModelError(f"trainable_layers={self.trainable_layers}, but the encoder has {n_layers} layers")
+        self.split_ = n_layers - self.trainable_layers
+        self.head_ = nn.Sequential(nn.Dropout(0.1), nn.Linear(self.encoder_.config.hidden_size, len(self.labels)))
+        self.device_ = _device(self.device)
+        self.encoder_.to(self.device_)
+        self.head_.to(self.device_)
+        for p in self.encoder_.parameters():
+            p.requires_grad_(False)
+        self.base_state_ = {k: v for k, v in base.items() if k.startswith("encoder.layer.")
+                            and int(k.split(".")[2]) >= self.split_}
 
     # ------------------------------------------------------------ windows
     def _windows(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> tuple[list[list[int]], np.ndarray]:
@@ -271,9 +300,10 @@ class BertClassifier(BaseClassifier):
         """Device and precision actually used (for run metadata and logs)."""
         from policyclf.hardware import describe_cpu
 
+        runtime = getattr(self, "runtime_", ("transformers", "training run in this process"))
         return {"device": self.device_.type, "precision": self.precision_,
-                "precision_reason": self.precision_reason_, "cpu": describe_cpu(),
-                "threads": torch.get_num_threads()}
+                "precision_reason": self.precision_reason_, "runtime": runtime[0], "runtime_reason": runtime[1],
+                "cpu": describe_cpu(), "threads": torch.get_num_threads()}
 
     def _autocast(self, inference: bool = False):
         if self.device_.type == "cuda":
@@ -593,7 +623,15 @@ class BertClassifier(BaseClassifier):
         path = directory / WEIGHTS_FILE
         if not path.is_file():
             raise ModelError(f"{directory}: missing {WEIGHTS_FILE}")
-        self._build()
+        from policyclf.models.base_model import resolve_base_model
+        from policyclf.models.lean import choose_runtime
+
+        base_path = resolve_base_model(self.base_model)
+        self.runtime_ = choose_runtime(base_path)
+        if self.runtime_[0] == "lean":
+            self._build_lean(base_path)
+        else:
+            self._build()
         state = load_file(str(path))
         if self.weights_format == "int8_delta":
             state = decode_int8_deltas(state, self.base_state_)
