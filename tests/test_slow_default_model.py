@@ -49,3 +49,19 @@ def test_ray_and_local_engines_byte_identical_with_default_model(tmp_path):
     docs = [json.loads(x)["doc"] for x in local.decode().splitlines()]
     assert max(docs.count(d) for d in set(docs)) > 4  # a document with more passages than a batch
     assert run(tmp_path / "ray", "--engine", "ray") == local
+
+
+def test_default_model_scores_the_same_on_the_lean_runtime_and_on_transformers(monkeypatch):
+    """Every corpus passage gets the same token windows; scores agree within 1e-5 on a sample."""
+    from policyclf.corpus import load_passages
+    from policyclf.models.base import load_model
+
+    monkeypatch.setenv("POLICYCLF_RUNTIME", "transformers")
+    ref = load_model(ROOT / "models" / "policyclf-bert", inference_dtype="float32")
+    monkeypatch.setenv("POLICYCLF_RUNTIME", "auto")
+    lean = load_model(ROOT / "models" / "policyclf-bert", inference_dtype="float32")
+    assert lean.runtime_info()["runtime"] == "lean" and ref.runtime_info()["runtime"] == "transformers"
+    texts = [p.text for p in load_passages().values()]
+    assert lean._windows(texts)[0] == ref._windows(texts)[0]
+    sample = corpus_texts(100)
+    np.testing.assert_allclose(lean.predict_proba(sample), ref.predict_proba(sample), atol=1e-5)

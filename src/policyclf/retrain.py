@@ -83,7 +83,8 @@ def compare_models(current_dir: str | Path, new_dir: str | Path, test_file: str 
     verdict = "significantly worse" if overall["hi"] < 0 else (
         "significantly better" if overall["lo"] > 0 else "no significant difference")
     return {"test": _display_path(test_file), "passages": len(examples), "unit": "documents", "current": side["current"],
-            "new": side["new"], "macro_f1": overall, "per_category": per_cat, "verdict": verdict}
+            "new": side["new"], "macro_f1": overall, "per_category": per_cat, "verdict": verdict,
+            "decision_agreement": float((preds["new"] == preds["current"]).mean())}
 
 
 def relocate_config(source: Path, target: Path) -> None:

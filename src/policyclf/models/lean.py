@@ -123,6 +123,26 @@ class LeanTokenizer:
         return {"input_ids": [e.ids for e in self._tk.encode_batch(list(texts), add_special_tokens=False)]}
 
 
+class _uninitialised:
+    """Build modules with empty meta tensors and no random initialisation (their weights are loaded
+    next): initialising a 250k-token embedding, even on the meta device, costs seconds."""
+
+    CLASSES = (nn.Embedding, nn.Linear, nn.LayerNorm)
+
+    def __enter__(self) -> None:
+        self.saved = {c: c.__dict__["reset_parameters"] for c in self.CLASSES}
+        for c in self.CLASSES:
+            c.reset_parameters = lambda self: None
+        self.device = torch.device("meta")
+        self.previous = torch.get_default_device()
+        torch.set_default_device("meta")
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.set_default_device(self.previous)
+        for c, f in self.saved.items():
+            c.reset_parameters = f
+
+
 def lean_unsupported(path: str | Path) -> str | None:
     """Why the checkpoint at ``path`` cannot use the lean runtime (None: it can)."""
     path = Path(path)
@@ -174,7 +194,7 @@ def load_lean(path: str | Path, layers: int = 0) -> tuple[LeanTokenizer, LeanBer
                           layer_norm_eps=conf.get("layer_norm_eps", 1e-12))
     if layers:
         cfg.num_hidden_layers = layers
-    with torch.device("meta"):
+    with _uninitialised():
         model = LeanBert(cfg)
     wanted = set(model.state_dict())
     state: dict[str, torch.Tensor] = {}
