@@ -9,6 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["POLICYCLF_DISTILL_CACHE"] = "0"  # tests never write teacher scores into the user's cache
 
 # Short invented policy-style sentences (written for the tests, not corpus text).
 TOY = [

@@ -104,3 +104,27 @@ def test_encoder_layers_keeps_the_bottom_layers_and_refuses_more_than_the_base_h
         assert torch.equal(a, b)
     with pytest.raises(ModelError, match="encoder_layers=3, but the base model has 2 layers"):
         BertClassifier(**kw, trainable_layers=1, encoder_layers=3).fit(texts, labels)
+
+
+def test_teacher_scores_are_kept_so_a_killed_fit_resumes_without_the_teacher(tiny_bert_dir, tiny_bert_model,
+                                                                             monkeypatch, tmp_path):
+    from policyclf.models import distilled
+
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
+    texts, labels = toy_data(3)
+    first = _student(tiny_bert_dir, teacher=str(tiny_bert_model)).fit(texts, labels)
+    assert len(list((tmp_path / "cache" / "distill").glob("*.npz"))) == 1
+
+    def no_teacher(self, *a):
+        raise AssertionError("the teacher was consulted again")
+
+    monkeypatch.setattr(distilled.DistilledClassifier, "_get_teacher", no_teacher)
+    again = _student(tiny_bert_dir, teacher=str(tiny_bert_model)).fit(texts, labels)
+    np.testing.assert_allclose(again.predict_proba(texts), first.predict_proba(texts), atol=1e-6)
+    assert again.validation_["teacher"] == first.validation_["teacher"]
+    with pytest.raises(AssertionError, match="consulted again"):  # other training data: another key
+        _student(tiny_bert_dir, teacher=str(tiny_bert_model)).fit(texts[:-1], labels[:-1])
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "0")
+    with pytest.raises(AssertionError, match="consulted again"):
+        _student(tiny_bert_dir, teacher=str(tiny_bert_model)).fit(texts, labels)

@@ -11,6 +11,7 @@ tunes its own thresholds on it. Only the student is stored; inference never touc
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -148,16 +149,28 @@ class DistilledClassifier(BaseClassifier):
         if self.student_layers < 1:
             raise ModelError("distill.student_layers must be at least 1")
         started = time.time()
-        teacher = self._get_teacher(texts, labels, groups, heads)
-        teacher_info = {"source": self.teacher or "trained in this fit",
-                        "validation": {k: v for k, v in getattr(teacher, "validation_", {}).items() if k != "history"}}
         crops = sentence_crops(texts, self.crops, self.seed) if self.crops else []
         inputs = texts + [c for _, c in crops]
         input_heads = heads + [heads[i] for i, _ in crops]
-        log.info("distillation: teacher scores %d passages + %d sentence spans", len(texts), len(crops))
-        targets = score_texts(teacher, inputs, batch_size=64, headings=input_heads, progress=self.progress,
-                              desc="teacher scores")
-        del teacher
+        cache = self._score_cache(inputs, input_heads, labels, groups)
+        if cache is not None and cache.is_file():
+            with np.load(cache) as saved:
+                targets, teacher_info = saved["targets"], json.loads(str(saved["teacher_info"]))
+            log.info("distillation: teacher scores read from %s", cache)
+        else:
+            teacher = self._get_teacher(texts, labels, groups, heads)
+            teacher_info = {"source": self.teacher or "trained in this fit",
+                            "validation": {k: v for k, v in getattr(teacher, "validation_", {}).items()
+                                           if k != "history"}}
+            log.info("distillation: teacher scores %d passages + %d sentence spans", len(texts), len(crops))
+            targets = score_texts(teacher, inputs, batch_size=64, headings=input_heads, progress=self.progress,
+                                  desc="teacher scores")
+            del teacher
+            if cache is not None:  # a fit killed during the student's training resumes from here
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_name(cache.stem + ".tmp.npz")
+                np.savez(tmp, targets=targets, teacher_info=json.dumps(teacher_info))
+                tmp.replace(cache)
         student = self._make_student()
         student._fit_core(inputs, [list(l) for l in labels], holdout=True, headings=input_heads,
                           targets=targets, n_gold=len(texts))
@@ -167,6 +180,30 @@ class DistilledClassifier(BaseClassifier):
                             "sentence_spans": len(crops), "train_seconds": round(time.time() - started, 1),
                             "method": student.validation_["method"] + "; student trained on the teacher's scores"}
         return self
+
+    def _score_cache(self, inputs: list[str], headings: list[str], labels, groups) -> Path | None:
+        """Where the teacher's scores for exactly this fit are kept (``$POLICYCLF_CACHE/distill``).
+
+        The key covers everything that shapes the scores: the teacher's settings or saved model,
+        the inputs, their headings, the gold labels and the groups. ``POLICYCLF_DISTILL_CACHE=0`` turns it off.
+        """
+        import hashlib
+        import os
+
+        if os.environ.get("POLICYCLF_DISTILL_CACHE", "1") in ("0", ""):
+            return None
+        from policyclf.models.base_model import cache_dir
+
+        h = hashlib.sha1()
+        teacher = getattr(self, "teacher_path_", self.teacher)
+        if teacher:
+            meta = Path(teacher) / "meta.json"
+            h.update(f"saved:{Path(teacher).resolve()}:{meta.read_bytes() if meta.is_file() else b''!r}".encode())
+        else:
+            h.update(json.dumps(self.teacher_params(), sort_keys=True, default=str).encode())
+        for part in (inputs, headings, [",".join(sorted(l)) for l in labels], list(groups or [])):
+            h.update(json.dumps(part, ensure_ascii=False).encode())
+        return cache_dir() / "distill" / f"teacher-scores-{h.hexdigest()[:20]}.npz"
 
     # ------------------------------------------------------------ inference and persistence
     def _require(self) -> Any:
