@@ -144,3 +144,35 @@ def test_predict_logs_the_precision_it_chose(tiny_bert_model, tmp_path):
     from policyclf.hardware import native_bf16
 
     assert ("bfloat16" if native_bf16() else "float32") in res.stderr and "cpu" in res.stderr
+
+
+def test_predict_with_a_distilled_model_loads_without_transformers(tiny_bert_dir, tiny_bert_model, tmp_path):
+    """A saved student scores through `predict` on the lean runtime: transformers is never imported."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from conftest import toy_data
+    from policyclf.models.distilled import DistilledClassifier
+
+    texts, labels = toy_data(3)
+    student = DistilledClassifier(base_model=str(tiny_bert_dir), max_length=16, window_stride=6, trainable_layers=2,
+                                  teacher=str(tiny_bert_model), student_layers=1, student_epochs=2, batch_size=8,
+                                  progress=False, device="cpu", inference_dtype="float32").fit(texts, labels)
+    model_dir = student.save(tmp_path / "student")
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps({"id": f"x{i}", "text": t}, ensure_ascii=False) + "\n"
+                           for i, t in enumerate(texts[:8])), encoding="utf-8")
+    code = ("import sys; from policyclf.cli import app; sys.argv = ['policyclf'] + sys.argv[1:]\n"
+            "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'transformers' not in sys.modules, 'transformers was imported'")
+    res = subprocess.run([sys.executable, "-c", code, "predict", str(src), "-o", str(tmp_path / "o.jsonl"),
+                          "--model", str(model_dir), "--quiet"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "lean runtime" in res.stderr
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
+    expected = student.predict_proba(texts[:8])
+    got = np.array([[r["scores"][c] for c in student.labels] for r in rows])
+    np.testing.assert_allclose(got, expected, atol=1e-3)  # layers stored in fp16
