@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ["POLICYCLF_DISTILL_CACHE"] = "0"  # tests never write teacher scores into the user's cache
+os.environ["POLICYCLF_CHECKPOINTS"] = "0"  # nor training checkpoints (the tests that check them turn them on)
 
 # Short invented policy-style sentences (written for the tests, not corpus text).
 TOY = [

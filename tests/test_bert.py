@@ -394,3 +394,40 @@ def test_lean_runtime_is_refused_or_skipped_where_it_does_not_apply(tmp_path, mo
     (tmp_path / "tokenizer.json").unlink()
     monkeypatch.setenv("POLICYCLF_RUNTIME", "auto")
     assert choose_runtime(tmp_path) == ("transformers", "lean runtime not applicable: no tokenizer.json")
+
+
+@pytest.mark.parametrize("holdout", [True, False])
+def test_a_fit_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_fit(tiny_bert_dir, monkeypatch, tmp_path,
+                                                                               holdout):
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path))
+    monkeypatch.setenv("POLICYCLF_CHECKPOINTS", "1")
+    texts, labels = toy_data(3)
+    kw = dict(epochs=4, trainable_layers=1, patience=10)
+
+    def fit(model):
+        if holdout:
+            return model.fit(texts, labels)
+        model._fit_core(texts, labels, holdout=False)
+        return model
+
+    whole = fit(tiny(tiny_bert_dir, **kw)).predict_proba(texts)
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))  # removed when a run finishes
+    real_save = BertClassifier._save_checkpoint
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        if state["epoch"] == 2:
+            raise Killed
+
+    monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(save_then_die))
+    with pytest.raises(Killed):
+        fit(tiny(tiny_bert_dir, **kw))
+    assert len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
+    monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(real_save))
+    resumed = fit(tiny(tiny_bert_dir, **kw))
+    assert len(resumed.validation_["history"]) == 4
+    np.testing.assert_allclose(resumed.predict_proba(texts), whole, atol=1e-6)
+    assert not list((tmp_path / "checkpoints").glob("*.pt"))

@@ -418,9 +418,25 @@ class BertClassifier(BaseClassifier):
         sched = get_linear_schedule_with_warmup(optim, int(self.warmup_ratio * total), total)
 
         best_loss, best_state, bad_epochs, history = math.inf, None, 0, []
+        best_val_scores = None
         started = time.time()
         bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not self.progress, file=sys.stderr)
-        for epoch in range(self.epochs):
+        ckpt = self._checkpoint_path(texts, y, headings, holdout, n_gold)
+        start_epoch = 0
+        if ckpt is not None and ckpt.is_file():  # a run killed after some epochs: continue after the last one
+            saved = torch.load(ckpt, map_location=self.device_, weights_only=False)
+            self._load_trained_state(saved["model"])
+            optim.load_state_dict(saved["optim"])
+            sched.load_state_dict(saved["sched"])
+            rng.bit_generator.state = saved["rng"]
+            torch.set_rng_state(saved["torch_rng"])
+            best_loss, best_state, bad_epochs = saved["best_loss"], saved["best_state"], saved["bad_epochs"]
+            history, best_val_scores, start_epoch = saved["history"], saved["best_val_scores"], saved["epoch"]
+            bar.update(start_epoch * steps_per_epoch)
+            import logging
+
+            logging.getLogger("policyclf").info("resuming fine-tuning after epoch %d from %s", start_epoch, ckpt)
+        for epoch in range(start_epoch, self.epochs):
             self.encoder_.train()
             self.head_.train()
             batches = self._length_batches(train_idx, by_passage, windows, rng)
@@ -438,19 +454,27 @@ class BertClassifier(BaseClassifier):
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
             if not holdout:  # fixed epochs, every passage trained on
                 history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx)})
-                continue
-            val_logits = self._eval_logits(val_idx, by_passage, cached)
-            val_loss = float(loss_fn(val_logits, torch.from_numpy(y[val_idx]).to(self.device_)))
-            history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx), "val_loss": val_loss})
-            if val_loss < best_loss - 1e-4:
-                best_loss, bad_epochs = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in self._trained_state().items()}
-                best_val_scores = torch.sigmoid(val_logits).float().cpu().numpy()
             else:
-                bad_epochs += 1
-                if bad_epochs >= self.patience:
-                    break
+                val_logits = self._eval_logits(val_idx, by_passage, cached)
+                val_loss = float(loss_fn(val_logits, torch.from_numpy(y[val_idx]).to(self.device_)))
+                history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx), "val_loss": val_loss})
+                if val_loss < best_loss - 1e-4:
+                    best_loss, bad_epochs = val_loss, 0
+                    best_state = {k: v.detach().clone() for k, v in self._trained_state().items()}
+                    best_val_scores = torch.sigmoid(val_logits).float().cpu().numpy()
+                else:
+                    bad_epochs += 1
+                    if bad_epochs >= self.patience:
+                        break
+            if ckpt is not None and epoch + 1 < self.epochs:
+                self._save_checkpoint(ckpt, {
+                    "epoch": epoch + 1, "model": self._trained_state(), "optim": optim.state_dict(),
+                    "sched": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "best_loss": best_loss, "best_state": best_state, "bad_epochs": bad_epochs, "history": history,
+                    "best_val_scores": best_val_scores})
         bar.close()
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)
         if not holdout:
             self.thresholds_ = np.full(len(self.labels), 0.5)
             self.validation_ = {"method": f"no hold-out: {self.epochs} epochs on all {len(train_idx)} passages",
@@ -476,6 +500,34 @@ class BertClassifier(BaseClassifier):
         self.head_.eval()
         del cached
         return self
+
+    def _checkpoint_path(self, texts: Sequence[str], y: np.ndarray, headings: Sequence[str] | None, holdout: bool,
+                         n_gold: int) -> Path | None:
+        """Where this exact fine-tuning run keeps its end-of-epoch checkpoint (``$POLICYCLF_CACHE/checkpoints``).
+
+        The key covers the settings, the passages, their targets and headings; the file is deleted
+        when the run finishes. ``POLICYCLF_CHECKPOINTS=0`` turns checkpoints off.
+        """
+        import hashlib
+        import os
+
+        if os.environ.get("POLICYCLF_CHECKPOINTS", "1") in ("0", ""):
+            return None
+        from policyclf.models.base_model import cache_dir
+
+        h = hashlib.sha1(json.dumps({k: v for k, v in self.params().items()
+                                     if k not in ("inference_dtype", "inference_batch_size", "num_threads")},
+                                    sort_keys=True, default=str).encode())
+        h.update(json.dumps([list(texts), list(headings or []), holdout, n_gold], ensure_ascii=False).encode())
+        h.update(np.ascontiguousarray(y, dtype=np.float32).tobytes())
+        return cache_dir() / "checkpoints" / f"fit-{h.hexdigest()[:20]}.pt"
+
+    @staticmethod
+    def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
 
     def _cache_bottom(self, windows: list[list[int]]) -> list[torch.Tensor]:
         """Frozen lower-layer outputs of every window (computed once, reused every epoch).
