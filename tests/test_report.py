@@ -166,3 +166,24 @@ def test_end_point_is_compared_with_the_base_point_on_the_same_passages(tmp_path
     # a held-out region missing at the end point: no pooled leave-one-region-out comparison
     (out / "predictions" / "tfidf" / "loro-beijing.jsonl").unlink()
     assert [r["test"] for r in end_against_base(load_config(config), out, n_boot=50)] == ["unseen"]
+
+
+def test_a_student_card_shows_the_paired_comparison_with_its_teacher(tmp_path, fake_repo, fake_corpus):
+    from policyclf.model_card import render_model_card
+    from policyclf.retrain import compare_models
+
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    models = tmp_path / "models"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(tmp_path / "rep"), "--save-models",
+                                    str(models)]).exit_code == 0
+    test = fake_repo / "data" / "annotated" / "other_provinces_test.jsonl"
+    comp = compare_models(models / "tfidf", models / "tfidf", test, corpus=str(fake_corpus), n_boot=100)
+    assert comp["decision_agreement"] == 1.0 and comp["macro_f1"]["diff"] == 0
+    meta_path = models / "tfidf" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["teacher_comparison"] = comp
+    meta_path.write_text(json.dumps(meta))
+    card = render_model_card(models / "tfidf")
+    assert "## Against its teacher" in card and "| | teacher | student |" in card
+    assert "Decisions (passage × category) agreeing with the teacher: 100.0%" in card
+    assert f"| macro-F1 | {comp['current']['macro_f1']:.3f} | {comp['new']['macro_f1']:.3f} |" in card

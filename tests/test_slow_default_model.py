@@ -20,10 +20,11 @@ def corpus_texts(n):
     return [passages[i].text for i in rng.choice(len(passages), n, replace=False)]
 
 
-def test_default_model_scores_do_not_depend_on_batching():
+@pytest.mark.parametrize("name", ["policyclf-bert", "policyclf-distilled"])
+def test_shipped_model_scores_do_not_depend_on_batching(name):
     from policyclf.models.base import load_model
 
-    model = load_model(ROOT / "models" / "policyclf-bert")  # precision chosen by this CPU (auto)
+    model = load_model(ROOT / "models" / name)  # precision chosen by this CPU (auto)
     texts = corpus_texts(40)
     alone = np.vstack([model.predict_proba([t]) for t in texts])
     for bs in (8, 64):
