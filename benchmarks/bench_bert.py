@@ -51,7 +51,7 @@ def main() -> None:
            "isa_limits": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)},
            "passages": len(sample), "mean_chars": float(np.mean([len(t) for t in sample])),
            "model": args.model, "backend": meta["backend"], "encoder_layers": len(inner.encoder_.encoder.layer),
-           "device": str(inner.device_), "runtime": "torch",
+           "device": str(inner.device_), "runtime": inner.runtime_info()["runtime"],
            "default_precision": model.runtime_info()["precision"],
            "default_precision_reason": model.runtime_info()["precision_reason"]}
     results = {}

@@ -159,9 +159,14 @@ class DistilledClassifier(BaseClassifier):
             log.info("distillation: teacher scores read from %s", cache)
         else:
             teacher = self._get_teacher(texts, labels, groups, heads)
+            validation = getattr(teacher, "validation_", None)
+            if validation is None and self.teacher:  # a saved teacher: what it recorded when it was trained
+                from policyclf.models.base import read_meta
+
+                validation = read_meta(getattr(self, "teacher_path_", self.teacher)).get("validation") or {}
             teacher_info = {"source": self.teacher or "trained in this fit",
-                            "validation": {k: v for k, v in getattr(teacher, "validation_", {}).items()
-                                           if k != "history"}}
+                            "validation": {k: v for k, v in (validation or {}).items()
+                                           if k not in ("history", "comparison")}}
             log.info("distillation: teacher scores %d passages + %d sentence spans", len(texts), len(crops))
             targets = score_texts(teacher, inputs, batch_size=64, headings=input_heads, progress=self.progress,
                                   desc="teacher scores")
