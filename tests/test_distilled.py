@@ -34,11 +34,17 @@ def test_student_is_shallower_learns_from_its_teacher_and_round_trips(tiny_bert_
     from policyclf.models.base import load_model
     from policyclf.models.distilled import DistilledClassifier
 
+    import json
+    import shutil
+
     texts, labels = toy_data(3)
-    model = _student(tiny_bert_dir, teacher=str(tiny_bert_model)).fit(texts, labels)
+    teacher = shutil.copytree(tiny_bert_model, tmp_path / "teacher")
+    meta = json.loads((teacher / "meta.json").read_text())
+    meta["validation"] = {"method": "m", "macro_f1": 0.5, "history": [1, 2]}
+    (teacher / "meta.json").write_text(json.dumps(meta))
+    model = _student(tiny_bert_dir, teacher=str(teacher)).fit(texts, labels)
     assert len(model.student_.encoder_.encoder.layer) == 1  # the tiny base has 2
-    assert model.validation_["teacher"]["source"] == str(tiny_bert_model)
-    assert "macro_f1" in model.validation_["teacher"]["validation"]  # read from the saved teacher's meta.json
+    assert model.validation_["teacher"] == {"source": str(teacher), "validation": {"method": "m", "macro_f1": 0.5}}
     assert model.validation_["sentence_spans"] == 0  # toy texts are single sentences
     probs = model.predict_proba(texts)
     assert probs.shape == (len(texts), 7) and np.isfinite(probs).all()
