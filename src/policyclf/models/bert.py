@@ -196,6 +196,10 @@ class BertClassifier(BaseClassifier):
             self.encoder_ = AutoModel.from_pretrained(path, config=base_config)
         else:
             self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
+        self._finish_build()
+
+    def _finish_build(self) -> None:
+        """What both builds share: split, head, device, frozen layers, and the base weights of what trains."""
         layers = self.encoder_.encoder.layer
         if not 1 <= self.trainable_layers <= len(layers):
             raise ModelError(f"trainable_layers={self.trainable_layers}, but the base model has {len(layers)} layers")
@@ -221,19 +225,8 @@ class BertClassifier(BaseClassifier):
 
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
-        self.tokenizer_, self.encoder_, base = load_lean(path, self.encoder_layers)
-        n_layers = len(self.encoder_.encoder.layer)
-        if not 1 <= self.trainable_layers <= n_layers:
-            raise ModelError(f"trainable_layers={self.trainable_layers}, but the encoder has {n_layers} layers")
-        self.split_ = n_layers - self.trainable_layers
-        self.head_ = nn.Sequential(nn.Dropout(0.1), nn.Linear(self.encoder_.config.hidden_size, len(self.labels)))
-        self.device_ = _device(self.device)
-        self.encoder_.to(self.device_)
-        self.head_.to(self.device_)
-        for p in self.encoder_.parameters():
-            p.requires_grad_(False)
-        self.base_state_ = {k: v for k, v in base.items() if k.startswith("encoder.layer.")
-                            and int(k.split(".")[2]) >= self.split_}
+        self.tokenizer_, self.encoder_ = load_lean(path, self.encoder_layers)
+        self._finish_build()
 
     # ------------------------------------------------------------ windows
     def _windows(self, texts: Sequence[str], headings: Sequence[str] | None = None) -> tuple[list[list[int]], np.ndarray]:

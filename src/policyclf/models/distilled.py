@@ -23,6 +23,7 @@ import numpy as np
 
 from policyclf.errors import ModelError
 from policyclf.models.base import BaseClassifier
+from policyclf.models.bert import BertClassifier
 
 log = logging.getLogger("policyclf")
 _SENTENCE_END = re.compile(r"(?<=[。；！？;!?\n])")
@@ -63,18 +64,11 @@ class DistilledClassifier(BaseClassifier):
 
     backend = "distilled"
 
-    @classmethod
-    def _bert(cls) -> type:
-        from policyclf.models.bert import BertClassifier
-
-        return BertClassifier
-
-    CONFIG_KEYS: dict[str, tuple[str, str]] = {}  # filled below from BertClassifier's + [distill]
-    RUNTIME_OPTIONS = ("device", "inference_dtype", "inference_batch_size", "progress")
-    STUDENT_KEYS = {"student_layers": ("distill", "student_layers"), "teacher": ("distill", "teacher"),
-                    "crops": ("distill", "crops"), "student_epochs": ("distill", "epochs"),
-                    "student_learning_rate": ("distill", "learning_rate"),
-                    "student_patience": ("distill", "patience")}
+    CONFIG_KEYS = {**BertClassifier.CONFIG_KEYS,
+                   "student_layers": ("distill", "student_layers"), "teacher": ("distill", "teacher"),
+                   "crops": ("distill", "crops"), "student_epochs": ("distill", "epochs"),
+                   "student_learning_rate": ("distill", "learning_rate"), "student_patience": ("distill", "patience")}
+    RUNTIME_OPTIONS = BertClassifier.RUNTIME_OPTIONS
 
     def __init__(self, student_layers: int = 3, teacher: str = "", crops: int = 1, student_epochs: int = 6,
                  student_learning_rate: float = 2e-4, student_patience: int = 2, device: str = "auto",
@@ -88,11 +82,11 @@ class DistilledClassifier(BaseClassifier):
         self.device = device
         self.progress = progress
         for k, v in bert.items():
-            if k not in self._bert().CONFIG_KEYS and k not in self._bert().RUNTIME_OPTIONS:
+            if k not in BertClassifier.CONFIG_KEYS and k not in BertClassifier.RUNTIME_OPTIONS:
                 raise TypeError(f"unexpected argument {k!r}")
             setattr(self, k, v)
-        defaults = self._bert()()
-        for k in self._bert().CONFIG_KEYS:
+        defaults = BertClassifier()
+        for k in BertClassifier.CONFIG_KEYS:
             if k not in bert:
                 setattr(self, k, getattr(defaults, k))
 
@@ -113,7 +107,7 @@ class DistilledClassifier(BaseClassifier):
 
     # ------------------------------------------------------------ the two models
     def teacher_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._bert().CONFIG_KEYS}
+        return {k: getattr(self, k) for k in BertClassifier.CONFIG_KEYS}
 
     def student_params(self) -> dict[str, Any]:
         """The student's BertClassifier settings: the teacher's, at ``student_layers`` depth, all trained."""
@@ -122,7 +116,7 @@ class DistilledClassifier(BaseClassifier):
                 "patience": self.student_patience, "threshold_folds": 0, "weights_format": "fp16"}
 
     def _make_student(self) -> Any:
-        return self._bert()(**self.student_params(), device=self.device, progress=self.progress)
+        return BertClassifier(**self.student_params(), device=self.device, progress=self.progress)
 
     def _get_teacher(self, texts: Sequence[str], labels: Sequence[Sequence[str]], groups, headings) -> Any:
         if self.teacher:
@@ -135,7 +129,7 @@ class DistilledClassifier(BaseClassifier):
             log.info("distillation: teacher = the saved model %s", path)
             return load_model(path, device=self.device, inference_dtype="float32", progress=self.progress)
         log.info("distillation: training the teacher on %d passages", len(texts))
-        teacher = self._bert()(**self.teacher_params(), device=self.device, progress=self.progress)
+        teacher = BertClassifier(**self.teacher_params(), device=self.device, progress=self.progress)
         return teacher.fit(texts, labels, groups=groups, headings=headings)
 
     # ------------------------------------------------------------ training
@@ -235,11 +229,3 @@ class DistilledClassifier(BaseClassifier):
         student._load_weights(directory)
         self.student_ = student
 
-
-def _fill_config_keys() -> None:
-    from policyclf.models.bert import BertClassifier
-
-    DistilledClassifier.CONFIG_KEYS = {**BertClassifier.CONFIG_KEYS, **DistilledClassifier.STUDENT_KEYS}
-
-
-_fill_config_keys()

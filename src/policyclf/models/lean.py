@@ -180,8 +180,8 @@ def choose_runtime(path: str | Path) -> tuple[str, str]:
     return "transformers", f"lean runtime not applicable: {why}"
 
 
-def load_lean(path: str | Path, layers: int = 0) -> tuple[LeanTokenizer, LeanBert, dict[str, torch.Tensor]]:
-    """Tokenizer, encoder (bottom ``layers`` layers; 0 = all) and the checkpoint's tensors by name.
+def load_lean(path: str | Path, layers: int = 0) -> tuple[LeanTokenizer, LeanBert]:
+    """Tokenizer and encoder (bottom ``layers`` layers; 0 = all) of the checkpoint at ``path``.
 
     Tensors are read lazily from the safetensors file (memory-mapped) and only those the encoder needs.
     """
@@ -210,7 +210,7 @@ def load_lean(path: str | Path, layers: int = 0) -> tuple[LeanTokenizer, LeanBer
         raise ModelError(f"{path}: checkpoint lacks {len(missing)} encoder tensors (e.g. {sorted(missing)[0]})")
     model.load_state_dict(state, assign=True)
     model.eval()
-    return LeanTokenizer(path), model, state
+    return LeanTokenizer(path), model
 
 
 def run_lean_layers(model: LeanBert, layers: Sequence[nn.Module], hidden: torch.Tensor, mask: torch.Tensor) -> Any:
