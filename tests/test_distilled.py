@@ -135,3 +135,50 @@ def test_teacher_scores_are_kept_so_a_killed_fit_resumes_without_the_teacher(tin
     monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "0")
     with pytest.raises(AssertionError, match="consulted again"):
         _student(tiny_bert_dir, teacher=str(tiny_bert_model)).fit(texts, labels)
+
+
+def test_a_teacher_trained_in_fit_is_kept_and_shared_by_student_recipes(tiny_bert_dir, monkeypatch, tmp_path):
+    from policyclf.models import bert, distilled
+
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
+    texts, labels = toy_data(3)
+    first = _student(tiny_bert_dir).fit(texts, labels)
+    kept = list((tmp_path / "cache" / "distill").glob("teacher-model-*"))
+    assert len(kept) == 1 and (kept[0] / "meta.json").is_file()
+    assert first.validation_["teacher"]["validation"]["macro_f1"] is not None
+
+    def no_training(self, *a, **k):
+        raise AssertionError("the teacher was trained again")
+
+    monkeypatch.setattr(bert.BertClassifier, "fit", no_training)
+    # another student recipe (more crops: other inputs, other scores) on the same passages: same teacher
+    other = _student(tiny_bert_dir, crops=2).fit(texts, labels)
+    assert other.validation_["teacher"] == first.validation_["teacher"]
+    # its scores are the saved teacher's either way: rescoring the first recipe's inputs gives the same student
+    for npz in (tmp_path / "cache" / "distill").glob("*.npz"):
+        npz.unlink()
+    again = _student(tiny_bert_dir).fit(texts, labels)
+    np.testing.assert_allclose(again.predict_proba(texts), first.predict_proba(texts), atol=1e-5)
+    with pytest.raises(AssertionError, match="trained again"):  # other training passages: another teacher
+        _student(tiny_bert_dir).fit(texts[:-1], labels[:-1])
+
+
+def test_spans_cut_from_validation_passages_are_not_trained_on(tiny_bert_dir):
+    from policyclf.models.bert import BertClassifier
+
+    texts, labels = toy_data(3)
+    n = len(texts)
+    kw = dict(base_model=str(tiny_bert_dir), max_length=16, window_stride=6, epochs=1, batch_size=8, progress=False,
+              device="cpu", trainable_layers=1, validation_fraction=0.25, seed=5)
+    targets = np.full((2 * n, 7), 0.3)
+    spans = [t[: max(1, len(t) // 2)] for t in texts]
+    model = BertClassifier(**kw)._fit_core(texts + spans, labels, holdout=True, targets=targets, n_gold=n,
+                                           sources=list(range(n)))
+    n_val = int(model.validation_["method"].split()[1].split("-")[0])
+    # one span per passage: the spans of the n_val validation passages are left out, with the passages
+    assert model.validation_["trained_inputs"] == 2 * (n - n_val)
+    without = BertClassifier(**kw)._fit_core(texts + spans, labels, holdout=True, targets=targets, n_gold=n)
+    assert without.validation_["trained_inputs"] == 2 * n - n_val
+    with pytest.raises(ModelError, match="sources for"):
+        BertClassifier(**kw)._fit_core(texts + spans, labels, holdout=True, targets=targets, n_gold=n, sources=[0])

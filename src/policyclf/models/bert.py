@@ -349,13 +349,15 @@ class BertClassifier(BaseClassifier):
 
     def _fit_core(self, texts: Sequence[str], labels: Sequence[Sequence[str]], holdout: bool,
                   headings: Sequence[str] | None = None, targets: np.ndarray | None = None,
-                  n_gold: int | None = None) -> "BertClassifier":
+                  n_gold: int | None = None, sources: Sequence[int] | None = None) -> "BertClassifier":
         """One fine-tuning run; with ``holdout``, early stopping and thresholds on a random split.
 
         ``targets`` (n, 7 probabilities) replaces the 0/1 labels as the training target (soft
         targets of a teacher; the positive weighting is then off, since the targets already carry
         the teacher's scale). Only the first ``n_gold`` passages (default all) have gold labels:
         the validation split is drawn from them and thresholds are tuned on their gold labels.
+        ``sources`` gives, for each of the other inputs, the gold passage it was cut from: an input
+        cut from a validation passage is not trained on, so the validation split stays unseen.
         """
         from tqdm import tqdm
         from transformers import get_linear_schedule_with_warmup
@@ -380,7 +382,12 @@ class BertClassifier(BaseClassifier):
         order = rng.permutation(n_gold)
         n_val = max(1, int(round(self.validation_fraction * n_gold))) if holdout else 0
         val_idx = np.sort(order[:n_val])
-        train_idx = np.sort(np.concatenate([order[n_val:], np.arange(n_gold, len(texts))])).astype(int)
+        extra = np.arange(n_gold, len(texts))
+        if sources is not None:
+            if len(sources) != len(extra):
+                raise ModelError(f"{len(sources)} sources for {len(extra)} inputs beyond the gold passages")
+            extra = extra[~np.isin(np.asarray(sources, dtype=int), val_idx)]
+        train_idx = np.sort(np.concatenate([order[n_val:], extra])).astype(int)
 
         windows, owner = self._windows(texts, headings)
         cached = self._cache_bottom(windows)
@@ -414,7 +421,7 @@ class BertClassifier(BaseClassifier):
         best_val_scores = None
         started = time.time()
         bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not self.progress, file=sys.stderr)
-        ckpt = self._checkpoint_path(texts, y, headings, holdout, n_gold)
+        ckpt = self._checkpoint_path(texts, y, headings, holdout, n_gold, train_idx if sources is not None else None)
         start_epoch = 0
         if ckpt is not None and ckpt.is_file():  # a run killed after some epochs: continue after the last one
             saved = torch.load(ckpt, map_location=self.device_, weights_only=False)
@@ -488,6 +495,7 @@ class BertClassifier(BaseClassifier):
             "method": f"random {len(val_idx)}-passage validation split (thresholds tuned on it: optimistic)",
             "macro_f1": macro_f1(gold[val_idx], pred), "micro_f1": micro_f1(gold[val_idx], pred),
             "best_val_loss": best_loss, "history": history, "train_seconds": round(time.time() - started, 1),
+            "trained_inputs": len(train_idx),
         }
         self.encoder_.eval()
         self.head_.eval()
@@ -495,7 +503,7 @@ class BertClassifier(BaseClassifier):
         return self
 
     def _checkpoint_path(self, texts: Sequence[str], y: np.ndarray, headings: Sequence[str] | None, holdout: bool,
-                         n_gold: int) -> Path | None:
+                         n_gold: int, train_idx: np.ndarray | None = None) -> Path | None:
         """Where this exact fine-tuning run keeps its end-of-epoch checkpoint (``$POLICYCLF_CACHE/checkpoints``).
 
         The key covers the settings, the passages, their targets and headings; the file is deleted
@@ -513,6 +521,8 @@ class BertClassifier(BaseClassifier):
                                     sort_keys=True, default=str).encode())
         h.update(json.dumps([list(texts), list(headings or []), holdout, n_gold], ensure_ascii=False).encode())
         h.update(np.ascontiguousarray(y, dtype=np.float32).tobytes())
+        if train_idx is not None:  # inputs left out of training (cut from validation passages)
+            h.update(np.ascontiguousarray(train_idx, dtype=np.int64).tobytes())
         return cache_dir() / "checkpoints" / f"fit-{h.hexdigest()[:20]}.pt"
 
     @staticmethod

@@ -51,6 +51,13 @@ def sentence_crops(texts: Sequence[str], per_text: int, seed: int) -> list[tuple
     return out
 
 
+def _cache_on() -> bool:
+    """Whether teachers and their scores are kept between fits (``POLICYCLF_DISTILL_CACHE``, default on)."""
+    import os
+
+    return os.environ.get("POLICYCLF_DISTILL_CACHE", "1") not in ("0", "")
+
+
 class DistilledClassifier(BaseClassifier):
     """A BERT student with ``student_layers`` encoder layers, trained on a BERT teacher's scores.
 
@@ -128,9 +135,44 @@ class DistilledClassifier(BaseClassifier):
                                  "the teacher must be a bert model")
             log.info("distillation: teacher = the saved model %s", path)
             return load_model(path, device=self.device, inference_dtype="float32", progress=self.progress)
+        from policyclf.models.base import load_model
+
+        kept = self._teacher_cache(texts, labels, groups, headings)
+        if kept is not None and (kept / "meta.json").is_file():
+            log.info("distillation: the teacher trained on these passages is read from %s", kept)
+            return load_model(kept, device=self.device, inference_dtype="float32", progress=self.progress)
         log.info("distillation: training the teacher on %d passages", len(texts))
         teacher = BertClassifier(**self.teacher_params(), device=self.device, progress=self.progress)
-        return teacher.fit(texts, labels, groups=groups, headings=headings)
+        teacher.fit(texts, labels, groups=groups, headings=headings)
+        if kept is not None:  # another student recipe on the same split reuses it
+            import shutil
+
+            tmp = kept.with_name(kept.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            teacher.save(tmp, extra_meta={"validation": getattr(teacher, "validation_", None)})
+            shutil.rmtree(kept, ignore_errors=True)
+            tmp.replace(kept)
+            # score with the saved teacher, so that its scores do not depend on whether it was cached
+            return load_model(kept, device=self.device, inference_dtype="float32", progress=self.progress)
+        return teacher
+
+    def _teacher_cache(self, texts, labels, groups, headings) -> Path | None:
+        """Where a teacher trained inside ``fit`` is kept (``$POLICYCLF_CACHE/distill/teacher-model-KEY``).
+
+        The key covers the teacher's settings and its training data (passages, headings, labels,
+        groups), not the student's, so every student recipe on one split shares one teacher.
+        ``POLICYCLF_DISTILL_CACHE=0`` turns it off.
+        """
+        import hashlib
+
+        if not _cache_on():
+            return None
+        from policyclf.models.base_model import cache_dir
+
+        h = hashlib.sha1(json.dumps(self.teacher_params(), sort_keys=True, default=str).encode())
+        for part in (list(texts), list(headings), [",".join(sorted(l)) for l in labels], list(groups or [])):
+            h.update(json.dumps(part, ensure_ascii=False).encode())
+        return cache_dir() / "distill" / f"teacher-model-{h.hexdigest()[:20]}"
 
     # ------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
@@ -154,10 +196,11 @@ class DistilledClassifier(BaseClassifier):
         else:
             teacher = self._get_teacher(texts, labels, groups, heads)
             validation = getattr(teacher, "validation_", None)
-            if validation is None and self.teacher:  # a saved teacher: what it recorded when it was trained
+            if validation is None:  # a saved teacher: what it recorded when it was trained
                 from policyclf.models.base import read_meta
 
-                validation = read_meta(getattr(self, "teacher_path_", self.teacher)).get("validation") or {}
+                saved_at = getattr(self, "teacher_path_", self.teacher) or self._teacher_cache(texts, labels, groups, heads)
+                validation = (read_meta(saved_at).get("validation") or {}) if saved_at else {}
             teacher_info = {"source": self.teacher or "trained in this fit",
                             "validation": {k: v for k, v in (validation or {}).items()
                                            if k not in ("history", "comparison")}}
@@ -172,7 +215,7 @@ class DistilledClassifier(BaseClassifier):
                 tmp.replace(cache)
         student = self._make_student()
         student._fit_core(inputs, [list(l) for l in labels], holdout=True, headings=input_heads,
-                          targets=targets, n_gold=len(texts))
+                          targets=targets, n_gold=len(texts), sources=[i for i, _ in crops])
         self.student_ = student
         self.thresholds_ = student.thresholds_
         self.validation_ = {**student.validation_, "teacher": teacher_info, "inputs": len(inputs),
@@ -187,9 +230,8 @@ class DistilledClassifier(BaseClassifier):
         the inputs, their headings, the gold labels and the groups. ``POLICYCLF_DISTILL_CACHE=0`` turns it off.
         """
         import hashlib
-        import os
 
-        if os.environ.get("POLICYCLF_DISTILL_CACHE", "1") in ("0", ""):
+        if not _cache_on():
             return None
         from policyclf.models.base_model import cache_dir
 
