@@ -228,10 +228,24 @@ def test_scores_do_not_depend_on_batch_mates_or_batch_size(tiny_bert_model):
     texts = texts + ["本条例自公布之日起施行，" * 9 + "设立科技专项资金"]  # long: several windows, much padding
     model = load_model(tiny_bert_model, inference_dtype="auto")
     alone = np.vstack([model.predict_proba([t]) for t in texts])
-    for bs in (1, 3, 64):
-        model.inference_batch_size = bs
+    for bs, tokens in ((1, 0), (3, 0), (64, 0), (64, 40), (64, 16)):
+        model.inference_batch_size, model.inference_batch_tokens = bs, tokens
         np.testing.assert_allclose(model.predict_proba(texts), alone, atol=1e-4)
         np.testing.assert_allclose(model.predict_proba(texts[::-1])[::-1], alone, atol=1e-4)
+
+
+def test_inference_batches_respect_both_limits_and_keep_every_window_once():
+    model = BertClassifier(inference_batch_size=4, inference_batch_tokens=100)
+    lengths = [5, 5, 5, 5, 5, 20, 20, 30, 30, 30, 60, 120, 130]
+    windows = [[1] * n for n in lengths]
+    batches = model._inference_batches(list(range(len(windows))), windows)
+    assert [i for b in batches for i in b] == list(range(len(windows)))
+    assert all(len(b) <= 4 for b in batches)
+    for b in batches:  # padded size within the limit, unless one window alone exceeds it
+        assert len(b) * max(lengths[i] for i in b) <= 100 or len(b) == 1
+    assert [len(b) for b in batches] == [4, 3, 3, 1, 1, 1]
+    model.inference_batch_tokens = 0  # no token limit: only the window count
+    assert [len(b) for b in model._inference_batches(list(range(len(windows))), windows)] == [4, 4, 4, 1]
 
 
 def test_defaults_come_from_the_config_schema():

@@ -40,7 +40,10 @@ class ModelConfig(_Section):
         4, ge=1, le=48, description="fine-tune the top N encoder layers + head; embeddings and lower layers stay frozen")
     inference_dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         "auto", description="CPU inference precision; auto = chosen from the CPU's capabilities (see BertClassifier)")
-    inference_batch_size: int = Field(64, ge=1)
+    inference_batch_size: int = Field(64, ge=1, description="at most this many windows per forward pass")
+    inference_batch_tokens: int = Field(
+        1024, ge=0, description="at most this many (padded) tokens per forward pass, 0 = no limit: small batches "
+                                "stay in the CPU's caches (2-core AVX2 EPYC: 1.2-1.5x faster than 64 windows)")
     use_heading: bool = Field(False, description="read each window as `heading [SEP] text` (context)")
     encoder_layers: int = Field(
         0, ge=0, le=48, description="keep only the bottom N encoder layers of the base model (0 = all): a shallower, "

@@ -19,7 +19,7 @@ from policyclf.scoring import score_texts
 from policyclf.training import build_model, fit_examples, save_model_atomic, save_predictions, training_examples
 
 # settings that only say where and how fast a model computes: they never make two models differ
-_RUNTIME_ONLY = {"device", "num_threads", "inference_batch_size", "progress"}
+_RUNTIME_ONLY = {"device", "num_threads", "inference_batch_size", "inference_batch_tokens", "progress"}
 
 
 TEST_POOL = "six_regions"  # leave-one-region-out tests on these passages only, whatever else is trained on

@@ -101,21 +101,24 @@ class BertClassifier(BaseClassifier):
             (autocast), 'float32', or 'int8' (dynamic quantization of linear layers on CPU; its
             scores depend on the other passages in a batch, so it is never chosen by 'auto').
             Training is always fp32 on CPU, bf16 autocast on GPU.
-        inference_batch_size: windows per forward pass in ``predict_proba``.
+        inference_batch_size: at most this many windows per forward pass in ``predict_proba``.
+        inference_batch_tokens: at most this many padded tokens per forward pass (0 = no limit).
+            Windows are sorted by length, so a batch of short windows holds more of them.
     """
 
     backend = "bert"
 
     CONFIG_KEYS = {
         **{k: ("model", k) for k in ("base_model", "max_length", "window_stride", "trainable_layers",
-                                     "encoder_layers", "weights_format", "use_heading", "inference_dtype", "inference_batch_size")},
+                                     "encoder_layers", "weights_format", "use_heading", "inference_dtype", "inference_batch_size",
+                                     "inference_batch_tokens")},
         **{k: ("training", k) for k in ("epochs", "batch_size", "learning_rate", "head_learning_rate", "layer_lr_decay",
                                         "threshold_folds",
                                         "weight_decay", "warmup_ratio", "validation_fraction", "patience",
                                         "max_pos_weight", "seed", "num_threads")},
     }
 
-    RUNTIME_OPTIONS = ("device", "inference_dtype", "inference_batch_size", "progress")
+    RUNTIME_OPTIONS = ("device", "inference_dtype", "inference_batch_size", "inference_batch_tokens", "progress")
 
     def __init__(self, base_model: str = _D.model.base_model, max_length: int = _D.model.max_length,
                  window_stride: int = _D.model.window_stride, trainable_layers: int = _D.model.trainable_layers,
@@ -131,6 +134,7 @@ class BertClassifier(BaseClassifier):
                  num_threads: int = _D.training.num_threads,
                  inference_dtype: str = _D.model.inference_dtype,
                  inference_batch_size: int = _D.model.inference_batch_size,
+                 inference_batch_tokens: int = _D.model.inference_batch_tokens,
                  device: str = "auto", progress: bool = True) -> None:
         self.base_model = base_model
         self.max_length = max_length
@@ -159,6 +163,7 @@ class BertClassifier(BaseClassifier):
             raise ModelError(f"inference_dtype {inference_dtype!r}: expected {', '.join(INFERENCE_DTYPES)}")
         self.inference_dtype = inference_dtype
         self.inference_batch_size = inference_batch_size
+        self.inference_batch_tokens = inference_batch_tokens
         self.progress = progress
 
     @classmethod
@@ -517,7 +522,8 @@ class BertClassifier(BaseClassifier):
         from policyclf.models.base_model import cache_dir
 
         h = hashlib.sha1(json.dumps({k: v for k, v in self.params().items()
-                                     if k not in ("inference_dtype", "inference_batch_size", "num_threads")},
+                                     if k not in ("inference_dtype", "inference_batch_size", "inference_batch_tokens",
+                                                  "num_threads")},
                                     sort_keys=True, default=str).encode())
         h.update(json.dumps([list(texts), list(headings or []), holdout, n_gold], ensure_ascii=False).encode())
         h.update(np.ascontiguousarray(y, dtype=np.float32).tobytes())
@@ -550,11 +556,9 @@ class BertClassifier(BaseClassifier):
         out: list[torch.Tensor | None] = [shared.get(tuple(w)) if limit else None for w in windows]
         todo = [i for i, t in enumerate(out) if t is None]
         order = [todo[j] for j in np.argsort([len(windows[i]) for i in todo], kind="stable")]
-        bs = self.inference_batch_size
         with torch.no_grad(), self._autocast():
-            for s in tqdm(range(0, len(order), bs), desc="encoding (frozen layers)", unit="batch",
-                          disable=not self.progress or not order, file=sys.stderr):
-                idx = order[s:s + bs]
+            for idx in tqdm(self._inference_batches(order, windows), desc="encoding (frozen layers)", unit="batch",
+                            disable=not self.progress or not order, file=sys.stderr):
                 ids, mask = self._pad([windows[i] for i in idx])
                 hidden = self._bottom(ids, mask) if self.split_ else self.encoder_.embeddings(input_ids=ids)
                 for r, i in enumerate(idx):
@@ -565,6 +569,26 @@ class BertClassifier(BaseClassifier):
                         shared[tuple(windows[i])] = out[i]
                         _BOTTOM_CACHE["bytes"] += size
         return out  # type: ignore[return-value]
+
+    def _inference_batches(self, order: Sequence[int], windows: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Consecutive runs of ``order`` (windows sorted by length, shortest first) as forward batches:
+        at most ``inference_batch_size`` windows and ``inference_batch_tokens`` padded tokens each
+        (a window longer than the token limit gets a batch of its own)."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        width = 0
+        for i in order:
+            i = int(i)
+            w = max(width, len(windows[i]))
+            if current and (len(current) >= self.inference_batch_size
+                            or (self.inference_batch_tokens and (len(current) + 1) * w > self.inference_batch_tokens)):
+                batches.append(current)
+                current, w = [], len(windows[i])
+            current.append(i)
+            width = w
+        if current:
+            batches.append(current)
+        return batches
 
     def _length_batches(self, idx: np.ndarray, by_passage, windows, rng) -> list[np.ndarray]:
         """Shuffled batches of passages of similar length (less padding, same randomness per seed)."""
@@ -640,11 +664,9 @@ class BertClassifier(BaseClassifier):
         self.head_.eval()
         encoder.eval()
         logits = np.full((len(texts), len(self.labels)), -np.inf, dtype=np.float32)
-        order = np.argsort([len(w) for w in windows])
-        bs = self.inference_batch_size
+        order = np.argsort([len(w) for w in windows], kind="stable")
         with torch.inference_mode(), self._autocast(inference=True):
-            for s in range(0, len(order), bs):
-                idx = order[s:s + bs]
+            for idx in self._inference_batches(order, windows):
                 ids, mask = self._pad([windows[i] for i in idx])
                 hidden = encoder.embeddings(input_ids=ids)
                 hidden = _run_layers(encoder, encoder.encoder.layer, hidden, mask)
