@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "int8"],
                     help="precisions to time (float32 is always included: the reference)")
+    ap.add_argument("--batch-tokens", type=int, nargs="*", default=[],
+                    help="also time float32 with these inference_batch_tokens limits (0 = windows only)")
     args = ap.parse_args()
 
     import torch
@@ -64,6 +66,17 @@ def main() -> None:
         seconds = time.perf_counter() - started
         results[dtype] = scores
         out[f"policyclf_{dtype}_passages_per_s"] = round(len(sample) / seconds, 1)
+    out["inference_batch_size"] = inner.inference_batch_size
+    out["inference_batch_tokens"] = inner.inference_batch_tokens
+    default_tokens = inner.inference_batch_tokens
+    inner.inference_dtype, inner._precision, inner.quantized_ = "float32", None, None
+    for tokens in args.batch_tokens:
+        inner.inference_batch_tokens = tokens
+        started = time.perf_counter()
+        scores = model.predict_proba(sample)
+        out[f"policyclf_float32_batch_tokens_{tokens}_passages_per_s"] = round(len(sample) / (time.perf_counter() - started), 1)
+        out[f"batch_tokens_{tokens}_max_abs_score_diff"] = float(np.abs(scores - results["float32"]).max())
+    inner.inference_batch_tokens = default_tokens
     for dtype in dtypes[1:]:
         agree = ((results[dtype] >= model.thresholds_) == (results["float32"] >= model.thresholds_)).mean()
         out[f"{dtype}_vs_float32_decision_agreement"] = round(float(agree), 4)
