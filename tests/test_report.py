@@ -187,3 +187,37 @@ def test_a_student_card_shows_the_paired_comparison_with_its_teacher(tmp_path, f
     assert "## Against its teacher" in card and "| | teacher | student |" in card
     assert "Decisions (passage × category) agreeing with the teacher: 100.0%" in card
     assert f"| macro-F1 | {comp['current']['macro_f1']:.3f} | {comp['new']['macro_f1']:.3f} |" in card
+
+
+def test_two_prediction_sets_are_compared_split_by_split_and_pooled(tmp_path):
+    import numpy as np
+
+    from policyclf.corpus import Example, Passage
+    from policyclf.labels import CATEGORIES
+    from policyclf.protocol import compare_prediction_sets
+
+    rng = np.random.default_rng(1)
+    examples, rows = [], {"a": {}, "b": {}}
+    for split in ("loro-x", "loro-y"):
+        for k in range(40):
+            pid = f"{split}-{k:03d}"
+            labels = tuple(c for c in CATEGORIES if rng.random() < 0.3)
+            examples.append(Example(Passage(pid, f"{split}-doc{k % 5}", "r", "regulation", "six_regions", k, "", "t"),
+                                    labels, ()))
+            truth = np.array([c in labels for c in CATEGORIES], dtype=float)
+            noisy = truth.copy()
+            if k % 4 == 0:
+                noisy[0] = 1 - noisy[0]  # b gets category 0 wrong on every fourth passage
+            rows["a"].setdefault(split, []).append({"passage_id": pid, "scores": list(truth), "thresholds": [0.5] * 7})
+            rows["b"].setdefault(split, []).append({"passage_id": pid, "scores": list(noisy), "thresholds": [0.5] * 7})
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        for split, recs in rows[side].items():
+            (tmp_path / side / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    (tmp_path / "a" / "loro-z.jsonl").write_text("")  # a split only one side has: skipped
+    out = compare_prediction_sets(tmp_path / "a", tmp_path / "b", examples, n_boot=200)
+    assert [r["split"] for r in out["splits"]] == ["loro-x", "loro-y"]
+    for r in [*out["splits"], out["pooled"]]:
+        assert r["a_macro_f1"] == 1.0 and r["b_macro_f1"] < 1.0 and r["diff"] > 0
+        assert r["decision_agreement"] == round(1 - (10 / 40) / 7, 4)
+    assert out["pooled"]["passages"] == 80 and out["pooled"]["ci"][0] > 0

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from policyclf.corpus import REGIONS, Example, load_examples, load_passages, training_fingerprint
 from policyclf.scoring import score_texts
 from policyclf.training import build_model, fit_examples, save_model_atomic, save_predictions, training_examples
@@ -128,3 +130,45 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
                 tmp.replace(path)
             log(f"[{backend}] {name}: done in {time.time() - started:.0f}s")
     return out
+
+
+def compare_prediction_sets(a_dir: Path, b_dir: Path, examples: list[Example], *, n_boot: int = 1000) -> dict[str, Any]:
+    """Two saved prediction sets (``split.jsonl`` files of passage scores and thresholds) on the splits
+    both have: per split and pooled, macro-F1 of each, the paired document bootstrap of a − b and
+    the share of decisions (passage × category) on which they agree.
+
+    Only passages present in both files of a split and in ``examples`` (their gold labels) count.
+    """
+    from policyclf.labels import labels_to_matrix
+    from policyclf.metrics import macro_f1, paired_bootstrap
+
+    gold = {e.passage_id: e for e in examples}
+    splits = sorted(p.stem for p in Path(a_dir).glob("*.jsonl") if (Path(b_dir) / p.name).is_file())
+    rows: list[dict[str, Any]] = []
+    pooled: dict[str, list] = {"y": [], "a": [], "b": [], "docs": []}
+    for split in splits:
+        ra = read_predictions(Path(a_dir) / f"{split}.jsonl")
+        rb = read_predictions(Path(b_dir) / f"{split}.jsonl")
+        ids = sorted(set(ra) & set(rb) & set(gold))
+        if not ids:
+            continue
+        y = labels_to_matrix([gold[i].labels for i in ids]).astype(bool)
+        pa = np.array([np.asarray(ra[i]["scores"]) >= np.asarray(ra[i]["thresholds"]) for i in ids])
+        pb = np.array([np.asarray(rb[i]["scores"]) >= np.asarray(rb[i]["thresholds"]) for i in ids])
+        docs = [gold[i].passage.doc_id for i in ids]
+        rows.append(_paired_row(split, y, pa, pb, docs, n_boot, macro_f1, paired_bootstrap))
+        for k, v in (("y", y), ("a", pa), ("b", pb), ("docs", docs)):
+            pooled[k].append(v)
+    out: dict[str, Any] = {"a": str(a_dir), "b": str(b_dir), "splits": rows}
+    if rows:
+        out["pooled"] = _paired_row("pooled", np.vstack(pooled["y"]), np.vstack(pooled["a"]), np.vstack(pooled["b"]),
+                                    [d for part in pooled["docs"] for d in part], n_boot, macro_f1, paired_bootstrap)
+    return out
+
+
+def _paired_row(name, y, pa, pb, docs, n_boot, macro_f1, paired_bootstrap) -> dict[str, Any]:
+    d = paired_bootstrap(macro_f1, y, pa, pb, n_boot=n_boot, groups=docs)
+    return {"split": name, "passages": int(len(y)), "a_macro_f1": round(macro_f1(y, pa), 4),
+            "b_macro_f1": round(macro_f1(y, pb), 4), "diff": round(d["diff"], 4),
+            "ci": [round(d["lo"], 4), round(d["hi"], 4)], "p_value": round(d["p_value"], 4),
+            "decision_agreement": round(float((pa == pb).mean()), 4)}
