@@ -27,8 +27,9 @@ def test_shipped_model_scores_do_not_depend_on_batching(name):
     model = load_model(ROOT / "models" / name)  # precision chosen by this CPU (auto)
     texts = corpus_texts(40)
     alone = np.vstack([model.predict_proba([t]) for t in texts])
-    for bs in (8, 64):
-        model.inference_batch_size = bs
+    inner = getattr(model, "student_", model)  # a distilled model computes with its student
+    for bs, tokens in ((8, 0), (64, 0), (64, 1024), (64, 256)):
+        inner.inference_batch_size, inner.inference_batch_tokens = bs, tokens
         np.testing.assert_allclose(model.predict_proba(texts), alone, atol=1e-4)
         np.testing.assert_allclose(model.predict_proba(texts[::-1])[::-1], alone, atol=1e-4)
 
