@@ -445,3 +445,33 @@ def test_a_fit_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_fit(ti
     assert len(resumed.validation_["history"]) == 4
     np.testing.assert_allclose(resumed.predict_proba(texts), whole, atol=1e-6)
     assert not list((tmp_path / "checkpoints").glob("*.pt"))
+
+
+def test_a_checkpoint_that_is_not_plain_tensors_is_never_unpickled_but_ignored(tiny_bert_dir, monkeypatch, tmp_path,
+                                                                                caplog):
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path))
+    monkeypatch.setenv("POLICYCLF_CHECKPOINTS", "1")
+    texts, labels = toy_data(3)
+    kw = dict(epochs=3, trainable_layers=1, patience=10)
+    whole = tiny(tiny_bert_dir, **kw).fit(texts, labels).predict_proba(texts)
+    real_save = BertClassifier._save_checkpoint
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        raise Killed
+
+    monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(save_then_die))
+    with pytest.raises(Killed):
+        tiny(tiny_bert_dir, **kw).fit(texts, labels)
+    (ckpt,) = (tmp_path / "checkpoints").glob("*.pt")
+    assert BertClassifier._read_checkpoint(tiny(tiny_bert_dir, **kw), ckpt)["epoch"] == 1  # plain tensors: read
+    torch.save({"epoch": 1, "payload": np.ones(2)}, ckpt)  # an arbitrary object inside: refused
+    monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(real_save))
+    with caplog.at_level("WARNING", logger="policyclf"):
+        again = tiny(tiny_bert_dir, **kw).fit(texts, labels)
+    assert "ignoring unreadable checkpoint" in caplog.text
+    assert len(again.validation_["history"]) == 3
+    np.testing.assert_allclose(again.predict_proba(texts), whole, atol=1e-6)

@@ -428,15 +428,16 @@ class BertClassifier(BaseClassifier):
         bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not self.progress, file=sys.stderr)
         ckpt = self._checkpoint_path(texts, y, headings, holdout, n_gold, train_idx if sources is not None else None)
         start_epoch = 0
-        if ckpt is not None and ckpt.is_file():  # a run killed after some epochs: continue after the last one
-            saved = torch.load(ckpt, map_location=self.device_, weights_only=False)
+        saved = self._read_checkpoint(ckpt) if ckpt is not None else None
+        if saved is not None:  # a run killed after some epochs: continue after the last one
             self._load_trained_state(saved["model"])
             optim.load_state_dict(saved["optim"])
             sched.load_state_dict(saved["sched"])
             rng.bit_generator.state = saved["rng"]
             torch.set_rng_state(saved["torch_rng"])
             best_loss, best_state, bad_epochs = saved["best_loss"], saved["best_state"], saved["bad_epochs"]
-            history, best_val_scores, start_epoch = saved["history"], saved["best_val_scores"], saved["epoch"]
+            history, start_epoch = saved["history"], saved["epoch"]
+            best_val_scores = None if saved["best_val_scores"] is None else saved["best_val_scores"].numpy()
             bar.update(start_epoch * steps_per_epoch)
             import logging
 
@@ -476,7 +477,7 @@ class BertClassifier(BaseClassifier):
                     "epoch": epoch + 1, "model": self._trained_state(), "optim": optim.state_dict(),
                     "sched": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                     "best_loss": best_loss, "best_state": best_state, "bad_epochs": bad_epochs, "history": history,
-                    "best_val_scores": best_val_scores})
+                    "best_val_scores": None if best_val_scores is None else torch.from_numpy(best_val_scores)})
         bar.close()
         if ckpt is not None:
             ckpt.unlink(missing_ok=True)
@@ -530,6 +531,20 @@ class BertClassifier(BaseClassifier):
         if train_idx is not None:  # inputs left out of training (cut from validation passages)
             h.update(np.ascontiguousarray(train_idx, dtype=np.int64).tobytes())
         return cache_dir() / "checkpoints" / f"fit-{h.hexdigest()[:20]}.pt"
+
+    def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
+        """The saved end-of-epoch state at ``path``, or None if there is none or it cannot be read
+        as tensors and plain values only (it is never unpickled as arbitrary objects)."""
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location=getattr(self, "device_", "cpu"), weights_only=True)
+        except Exception as exc:  # a truncated file, or one written by an older policyclf
+            import logging
+
+            logging.getLogger("policyclf").warning("ignoring unreadable checkpoint %s (%s); training from the start",
+                                                   path, str(exc).splitlines()[0][:120])
+            return None
 
     @staticmethod
     def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
