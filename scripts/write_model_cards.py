@@ -27,8 +27,8 @@ EXTRA = {"policyclf-distilled": ["""## Status
 An option (`--model models/policyclf-distilled`), not the default: a student becomes the default only if
 its macro-F1 is within 0.01 of its teacher's on both the leave-one-region-out and the unseen-province
 tests. The unseen-province comparison is above; leave-one-region-out (a teacher trained inside every
-fold: `policyclf report configs/distilled.toml`) was not finished when this card was written: one fold
-(held-out Beijing) is, see README, "Model selection". Speed on a 2-core AVX2 CPU against the teacher:
+fold: `policyclf report configs/distilled.toml`) was not finished when this card was written: the two
+selection folds (held-out Beijing and Guangdong) are, for the current recipe; see README, "Model selection". Speed on a 2-core AVX2 CPU against the teacher:
 README, "Speed".
 
 Caveat on the validation figure: the sentence spans added as training inputs were cut from every
