@@ -410,6 +410,23 @@ def test_lean_runtime_is_refused_or_skipped_where_it_does_not_apply(tmp_path, mo
     assert choose_runtime(tmp_path) == ("transformers", "lean runtime not applicable: no tokenizer.json")
 
 
+class _Killed(Exception):
+    """A fit stopped right after it wrote an end-of-epoch checkpoint."""
+
+
+def _kill_after_checkpoint(monkeypatch, epoch: int):
+    """Make fits stop right after writing the checkpoint of ``epoch``; returns the real writer."""
+    real_save = BertClassifier._save_checkpoint
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        if state["epoch"] == epoch:
+            raise _Killed
+
+    monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(save_then_die))
+    return real_save
+
+
 @pytest.mark.parametrize("holdout", [True, False])
 def test_a_fit_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_fit(tiny_bert_dir, monkeypatch, tmp_path,
                                                                                holdout):
@@ -426,18 +443,8 @@ def test_a_fit_killed_after_an_epoch_resumes_and_ends_as_an_uninterrupted_fit(ti
 
     whole = fit(tiny(tiny_bert_dir, **kw)).predict_proba(texts)
     assert not list((tmp_path / "checkpoints").glob("*.pt"))  # removed when a run finishes
-    real_save = BertClassifier._save_checkpoint
-
-    class Killed(Exception):
-        pass
-
-    def save_then_die(path, state):
-        real_save(path, state)
-        if state["epoch"] == 2:
-            raise Killed
-
-    monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(save_then_die))
-    with pytest.raises(Killed):
+    real_save = _kill_after_checkpoint(monkeypatch, epoch=2)
+    with pytest.raises(_Killed):
         fit(tiny(tiny_bert_dir, **kw))
     assert len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
     monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(real_save))
@@ -454,17 +461,8 @@ def test_a_checkpoint_that_is_not_plain_tensors_is_never_unpickled_but_ignored(t
     texts, labels = toy_data(3)
     kw = dict(epochs=3, trainable_layers=1, patience=10)
     whole = tiny(tiny_bert_dir, **kw).fit(texts, labels).predict_proba(texts)
-    real_save = BertClassifier._save_checkpoint
-
-    class Killed(Exception):
-        pass
-
-    def save_then_die(path, state):
-        real_save(path, state)
-        raise Killed
-
-    monkeypatch.setattr(BertClassifier, "_save_checkpoint", staticmethod(save_then_die))
-    with pytest.raises(Killed):
+    real_save = _kill_after_checkpoint(monkeypatch, epoch=1)
+    with pytest.raises(_Killed):
         tiny(tiny_bert_dir, **kw).fit(texts, labels)
     (ckpt,) = (tmp_path / "checkpoints").glob("*.pt")
     assert BertClassifier._read_checkpoint(tiny(tiny_bert_dir, **kw), ckpt)["epoch"] == 1  # plain tensors: read

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from policyclf.corpus import REGIONS, Example, load_examples, load_passages, training_fingerprint
+from policyclf.labels import labels_to_matrix
+from policyclf.metrics import macro_f1, paired_bootstrap
 from policyclf.scoring import score_texts
 from policyclf.training import build_model, fit_examples, save_model_atomic, save_predictions, training_examples
 
@@ -139,9 +141,6 @@ def compare_prediction_sets(a_dir: Path, b_dir: Path, examples: list[Example], *
 
     Only passages present in both files of a split and in ``examples`` (their gold labels) count.
     """
-    from policyclf.labels import labels_to_matrix
-    from policyclf.metrics import macro_f1, paired_bootstrap
-
     gold = {e.passage_id: e for e in examples}
     splits = sorted(p.stem for p in Path(a_dir).glob("*.jsonl") if (Path(b_dir) / p.name).is_file())
     rows: list[dict[str, Any]] = []
@@ -156,17 +155,17 @@ def compare_prediction_sets(a_dir: Path, b_dir: Path, examples: list[Example], *
         pa = np.array([np.asarray(ra[i]["scores"]) >= np.asarray(ra[i]["thresholds"]) for i in ids])
         pb = np.array([np.asarray(rb[i]["scores"]) >= np.asarray(rb[i]["thresholds"]) for i in ids])
         docs = [gold[i].passage.doc_id for i in ids]
-        rows.append(_paired_row(split, y, pa, pb, docs, n_boot, macro_f1, paired_bootstrap))
+        rows.append(_paired_row(split, y, pa, pb, docs, n_boot))
         for k, v in (("y", y), ("a", pa), ("b", pb), ("docs", docs)):
             pooled[k].append(v)
     out: dict[str, Any] = {"a": str(a_dir), "b": str(b_dir), "splits": rows}
     if rows:
         out["pooled"] = _paired_row("pooled", np.vstack(pooled["y"]), np.vstack(pooled["a"]), np.vstack(pooled["b"]),
-                                    [d for part in pooled["docs"] for d in part], n_boot, macro_f1, paired_bootstrap)
+                                    [d for part in pooled["docs"] for d in part], n_boot)
     return out
 
 
-def _paired_row(name, y, pa, pb, docs, n_boot, macro_f1, paired_bootstrap) -> dict[str, Any]:
+def _paired_row(name: str, y: np.ndarray, pa: np.ndarray, pb: np.ndarray, docs: list[str], n_boot: int) -> dict[str, Any]:
     d = paired_bootstrap(macro_f1, y, pa, pb, n_boot=n_boot, groups=docs)
     return {"split": name, "passages": int(len(y)), "a_macro_f1": round(macro_f1(y, pa), 4),
             "b_macro_f1": round(macro_f1(y, pb), 4), "diff": round(d["diff"], 4),

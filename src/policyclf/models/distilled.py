@@ -58,6 +58,12 @@ def _cache_on() -> bool:
     return os.environ.get("POLICYCLF_DISTILL_CACHE", "1") not in ("0", "")
 
 
+def _hash_data(h: Any, texts, headings, labels, groups) -> None:
+    """Feed a fit's data (texts, headings, gold labels, groups) into the cache key ``h``."""
+    for part in (list(texts), list(headings), [",".join(sorted(l)) for l in labels], list(groups or [])):
+        h.update(json.dumps(part, ensure_ascii=False).encode())
+
+
 class DistilledClassifier(BaseClassifier):
     """A BERT student with ``student_layers`` encoder layers, trained on a BERT teacher's scores.
 
@@ -170,8 +176,7 @@ class DistilledClassifier(BaseClassifier):
         from policyclf.models.base_model import cache_dir
 
         h = hashlib.sha1(json.dumps(self.teacher_params(), sort_keys=True, default=str).encode())
-        for part in (list(texts), list(headings), [",".join(sorted(l)) for l in labels], list(groups or [])):
-            h.update(json.dumps(part, ensure_ascii=False).encode())
+        _hash_data(h, texts, headings, labels, groups)
         return cache_dir() / "distill" / f"teacher-model-{h.hexdigest()[:20]}"
 
     # ------------------------------------------------------------ training
@@ -242,8 +247,7 @@ class DistilledClassifier(BaseClassifier):
             h.update(f"saved:{Path(teacher).resolve()}:{meta.read_bytes() if meta.is_file() else b''!r}".encode())
         else:
             h.update(json.dumps(self.teacher_params(), sort_keys=True, default=str).encode())
-        for part in (inputs, headings, [",".join(sorted(l)) for l in labels], list(groups or [])):
-            h.update(json.dumps(part, ensure_ascii=False).encode())
+        _hash_data(h, inputs, headings, labels, groups)
         return cache_dir() / "distill" / f"teacher-scores-{h.hexdigest()[:20]}.npz"
 
     # ------------------------------------------------------------ inference and persistence
