@@ -222,16 +222,56 @@ def test_auto_never_picks_emulated_bf16_here(tiny_bert_model):
     assert info["precision"] == model.precision_ and "cores" in info["cpu"]
 
 
-def test_scores_do_not_depend_on_batch_mates_or_batch_size(tiny_bert_model):
-    """Every precision `auto` can choose here: a passage's scores within 1e-4 whatever shares its batch."""
+@pytest.mark.parametrize("dtype", ["auto", "float32", "bfloat16"])
+def test_scores_do_not_depend_on_batch_mates_or_batch_size(tiny_bert_model, dtype):
+    """Every precision `auto` can choose (float32, bfloat16): a passage's scores within 1e-4 whatever shares its batch."""
     texts, _ = toy_data(1)
     texts = texts + ["本条例自公布之日起施行，" * 9 + "设立科技专项资金"]  # long: several windows, much padding
-    model = load_model(tiny_bert_model, inference_dtype="auto")
+    model = load_model(tiny_bert_model, inference_dtype=dtype)
     alone = np.vstack([model.predict_proba([t]) for t in texts])
     for bs, tokens in ((1, 0), (3, 0), (64, 0), (64, 40), (64, 16)):
         model.inference_batch_size, model.inference_batch_tokens = bs, tokens
         np.testing.assert_allclose(model.predict_proba(texts), alone, atol=1e-4)
         np.testing.assert_allclose(model.predict_proba(texts[::-1])[::-1], alone, atol=1e-4)
+
+
+def test_bf16_batch_shapes_depend_only_on_each_windows_own_length():
+    """bf16 kernels round by tensor shape, so bf16 batches have fixed shapes: a window meets the same
+    (rows, width) whatever else is scored with it, in any order, under any batch settings."""
+    from policyclf.models import bert as bert_module
+
+    rng = np.random.default_rng(0)
+    lengths = [int(n) for n in rng.integers(3, 257, 300)] + [300]  # one window longer than max_length
+    windows = [[1] * n for n in lengths]
+
+    def shapes(order, **settings):
+        model = BertClassifier(max_length=256, device="cpu", **settings)
+        model.device_ = torch.device("cpu")
+        batches = model._fixed_shape_batches(order, windows)
+        seen = [i for idx, _, _ in batches for i in idx]
+        assert sorted(seen) == sorted(order)  # every window exactly once
+        out = {}
+        for idx, width, rows in batches:
+            assert len(idx) <= rows and all(lengths[i] <= width for i in idx)
+            assert width % bert_module.FIXED_WIDTH_STEP == 0 or width == max(lengths[i] for i in idx) > 256
+            assert rows == max(1, bert_module.FIXED_BATCH_TOKENS["cpu"] // width)
+            out.update({i: (rows, width) for i in idx})
+        return out
+
+    everything = shapes(list(np.argsort(lengths, kind="stable")))
+    assert len(set(everything.values())) > 3
+    for order, settings in ((list(range(0, 301, 3)), {}), (list(range(300, -1, -1)), {"inference_batch_size": 1}),
+                            (rng.permutation(301).tolist(), {"inference_batch_tokens": 64})):
+        assert shapes(order, **settings) == {i: everything[i] for i in order}
+
+
+def test_bf16_filler_rows_are_scored_apart(tiny_bert_model):
+    """Padding rows added to fill a fixed bf16 shape never reach a passage's scores."""
+    model = load_model(tiny_bert_model, inference_dtype="bfloat16")
+    texts, _ = toy_data(1)
+    alone = model.predict_proba(texts[:1])
+    assert alone.shape == (1, len(model.labels)) and np.isfinite(alone).all()
+    np.testing.assert_allclose(model.predict_proba(texts)[:1], alone, atol=1e-4)
 
 
 def test_inference_batches_respect_both_limits_and_keep_every_window_once():

@@ -32,6 +32,16 @@ _D = Config()  # defaults come from the config schema: one source of truth
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "int8")
 WEIGHTS_FORMATS = ("fp16", "int8_delta")
 
+# bfloat16 forward passes use fixed batch shapes. The low-precision kernels (oneDNN/AMX on a CPU,
+# cuBLAS on a GPU) choose their blocking, and so their rounding, by the tensor shape: a window's
+# bf16 scores moved by up to 0.01 with its batch-mates' count and lengths (Xeon with AMX, shipped
+# model). With the padded width rounded up to a multiple of FIXED_WIDTH_STEP and every batch of one
+# width holding exactly FIXED_BATCH_TOKENS // width rows (unused rows are padding), the shape a
+# window meets depends on its own length only, so its scores do not depend on batch-mates, order,
+# or the batch settings. float32 needs none of this (differences stay below 1e-5).
+FIXED_WIDTH_STEP = 32
+FIXED_BATCH_TOKENS = {"cpu": 1024, "cuda": 16384}
+
 # Frozen lower-layer outputs shared by every fit in this process, keyed by window token ids.
 # The frozen layers are the base model's own weights in every fit, so a protocol that trains
 # one model per split (leave-one-region-out, cross-fitting) encodes each passage once.
@@ -261,14 +271,18 @@ class BertClassifier(BaseClassifier):
                 owner.append(i)
         return windows, np.asarray(owner)
 
-    def _pad(self, windows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(w) for w in windows)
+    def _pad(self, windows: Sequence[list[int]], width: int = 0, rows: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask of ``windows``, padded to ``width`` tokens (at least the
+        longest) and ``rows`` rows (extra rows hold one padding token; their outputs are ignored)."""
+        width = max(width, max(len(w) for w in windows))
+        rows = max(rows, len(windows))
         pad = self.tokenizer_.pad_token_id or 0
-        ids = torch.full((len(windows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(windows), width), dtype=torch.long)
+        ids = torch.full((rows, width), pad, dtype=torch.long)
+        mask = torch.zeros((rows, width), dtype=torch.long)
         for r, w in enumerate(windows):
             ids[r, :len(w)] = torch.tensor(w)
             mask[r, :len(w)] = 1
+        mask[len(windows):, 0] = 1  # filler rows: one visible token, so attention stays finite
         return ids.to(self.device_), mask.to(self.device_)
 
     def _bottom(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -605,6 +619,25 @@ class BertClassifier(BaseClassifier):
             batches.append(current)
         return batches
 
+    def _fixed_shape_batches(self, order: Sequence[int], windows: Sequence[Sequence[int]]
+                             ) -> list[tuple[list[int], int, int]]:
+        """(windows, width, rows) forward batches whose shape depends only on each window's own
+        length: width = length rounded up to ``FIXED_WIDTH_STEP`` (never past ``max_length`` unless
+        the window is longer), rows = ``FIXED_BATCH_TOKENS // width``. For bfloat16, whose kernels
+        round differently for different shapes (see ``FIXED_BATCH_TOKENS``)."""
+        tokens = FIXED_BATCH_TOKENS.get(self.device_.type, FIXED_BATCH_TOKENS["cpu"])
+        groups: dict[int, list[int]] = {}
+        for i in order:
+            n = len(windows[int(i)])
+            width = min(-(-n // FIXED_WIDTH_STEP) * FIXED_WIDTH_STEP, max(self.max_length, n))
+            groups.setdefault(width, []).append(int(i))
+        out = []
+        for width in sorted(groups):
+            rows = max(1, tokens // width)
+            members = groups[width]
+            out += [(members[s:s + rows], width, rows) for s in range(0, len(members), rows)]
+        return out
+
     def _length_batches(self, idx: np.ndarray, by_passage, windows, rng) -> list[np.ndarray]:
         """Shuffled batches of passages of similar length (less padding, same randomness per seed)."""
         lengths = np.array([sum(len(windows[w]) for w in by_passage[p]) for p in idx], dtype=float)
@@ -680,14 +713,18 @@ class BertClassifier(BaseClassifier):
         encoder.eval()
         logits = np.full((len(texts), len(self.labels)), -np.inf, dtype=np.float32)
         order = np.argsort([len(w) for w in windows], kind="stable")
+        if self.precision_ == "bfloat16":  # shape-dependent rounding: fixed shapes (see FIXED_BATCH_TOKENS)
+            batches = self._fixed_shape_batches(order, windows)
+        else:
+            batches = [(idx, 0, 0) for idx in self._inference_batches(order, windows)]
         with torch.inference_mode(), self._autocast(inference=True):
-            for idx in self._inference_batches(order, windows):
-                ids, mask = self._pad([windows[i] for i in idx])
+            for idx, width, rows in batches:
+                ids, mask = self._pad([windows[i] for i in idx], width, rows)
                 hidden = encoder.embeddings(input_ids=ids)
                 hidden = _run_layers(encoder, encoder.encoder.layer, hidden, mask)
                 m = mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-                out = self.head_(pooled.float()).float().cpu().numpy()
+                out = self.head_(pooled.float()).float().cpu().numpy()[:len(idx)]
                 np.maximum.at(logits, owner[idx], out)
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
