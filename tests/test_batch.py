@@ -257,3 +257,36 @@ def test_run_json_records_device_and_precision(tmp_path, tiny_bert_model):
     run = json.loads((tmp_path / "out" / ".work" / "run.json").read_text())
     assert run["runtime"]["precision"] == "float32" and run["runtime"]["precision_reason"] == "set explicitly"
     assert run["runtime"]["device"] == "cpu" and "flags" in run["runtime"]["cpu"]
+
+
+def _docs_for_scoring():
+    from policyclf.scoring import DocResult
+
+    texts = [f"第{i}条 设立科技专项资金支持企业研发和人才引进{'。' * (i % 7)}" for i in range(1, 12)]
+    return [DocResult("a.txt", "1", texts[:2], [1, 2]), DocResult("bad.txt", "", error="bad.txt: unreadable"),
+            DocResult("b.txt", "2", texts[2:9], list(range(1, 8))), DocResult("c.txt", "3", texts[9:], [1, 2])]
+
+
+@pytest.mark.parametrize("dtype, together", [("bfloat16", True), ("float32", False), ("int8", False)])
+def test_documents_are_scored_together_only_where_scores_are_exact_across_batches(tiny_bert_model, dtype, together):
+    """bf16 (fixed batch shapes): one pass over all documents, rows bit-identical to scoring each alone;
+    float32 and int8: every model call holds one document's passages only."""
+    from policyclf.models.base import load_model
+    from policyclf.scoring import documents_rows
+
+    model = load_model(tiny_bert_model, inference_dtype=dtype)
+    docs = _docs_for_scoring()
+    calls = []
+    original = model.predict_proba
+
+    def spy(texts, headings=None):
+        calls.append({d.rel for d in docs for t in texts if t in d.texts})
+        return original(texts, headings)
+
+    model.predict_proba = spy
+    rows = documents_rows(model, docs, batch_size=64)
+    assert [len(r) for r in rows] == [2, 0, 7, 2]
+    assert [r["passage_id"] for r in rows[2]] == [f"b.txt:{s:03d}" for s in range(1, 8)]
+    assert len(calls) == (1 if together else 3) and (together or all(len(c) == 1 for c in calls))
+    alone = [documents_rows(model, [d], batch_size=64)[0] for d in docs]
+    assert rows == alone  # the same output whatever else was in the run

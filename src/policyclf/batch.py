@@ -25,7 +25,7 @@ import numpy as np
 from policyclf.errors import PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.predict import csv_record
-from policyclf.scoring import DocResult, document_rows, file_sha1, process_document
+from policyclf.scoring import DocResult, documents_rows, file_sha1, process_document
 from policyclf.segment import DEFAULT_MAX_BYTES, find_documents
 
 WORK = ".work"
@@ -159,7 +159,7 @@ def _atomic_writer(path: Path, newline: str | None = None, encoding: str = "utf-
 
 
 def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Path | None = None, *,
-                 workers: int = 2, batch_size: int = 64, review_margin: float = 0.1,
+                 workers: int = 2, batch_size: int = 256, review_margin: float = 0.1,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = True, engine: str = "local",
                  group_size: int | None = None, device: str | None = None,
                  precision: str | None = None) -> LabelResult:
@@ -274,9 +274,9 @@ def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal,
 
 def _score_and_commit(results: list[DocResult], model: Any, journal: Journal, batch_size: int,
                       review_margin: float) -> None:
-    """Score each document (see :func:`policyclf.scoring.document_rows`), then commit it."""
-    for r in results:
-        rows = [_with_review(row, model.thresholds_, review_margin) for row in document_rows(model, r, batch_size)]
+    """Score a group of documents (see :func:`policyclf.scoring.documents_rows`), then commit each."""
+    for r, doc_rows in zip(results, documents_rows(model, results, batch_size)):
+        rows = [_with_review(row, model.thresholds_, review_margin) for row in doc_rows]
         journal.commit(r.rel, r.sha1, rows, r.error)
 
 

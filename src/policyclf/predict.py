@@ -21,7 +21,7 @@ from policyclf.corpus import project_root, read_jsonl
 from policyclf.errors import DataError, DocumentError, PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.models.base import load_model
-from policyclf.scoring import Item, document_rows, load_document, make_rows, score_texts
+from policyclf.scoring import Item, documents_rows, load_document, make_rows, score_texts
 from policyclf.segment import SUPPORTED_SUFFIXES, find_documents
 
 DEFAULT_MODELS = ("policyclf-bert", "policyclf-tfidf")
@@ -98,7 +98,7 @@ class PredictResult:
 
 
 def predict(input_path: str | Path, output: str | Path, model_dir: str | Path | None = None, *,
-            force: bool = False, batch_size: int = 64, progress: bool = True, device: str | None = None,
+            force: bool = False, batch_size: int = 256, progress: bool = True, device: str | None = None,
             precision: str | None = None) -> PredictResult:
     """Label a passage ``.jsonl``, a document file, or a folder of documents.
 
@@ -142,13 +142,6 @@ def predict(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     if not docs:
         raise PolicyclfError(f"{input_path}: none of {len(paths)} documents could be read "
                              f"(first error: {errors[0][1]})")
-    from tqdm import tqdm
-
-    rows = []
-    with tqdm(total=sum(len(d.texts) for d in docs), unit="passage", desc="scoring", disable=not progress,
-              file=sys.stderr) as bar:
-        for doc in docs:
-            rows += document_rows(model, doc, batch_size)
-            bar.update(len(doc.texts))
+    rows = [row for doc_rows in documents_rows(model, docs, batch_size, progress=progress) for row in doc_rows]
     write_rows(rows, output)
     return PredictResult(output, len(rows), len(docs), errors, runtime)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from policyclf.errors import PolicyclfError
-from policyclf.scoring import DocResult, document_rows, process_document
+from policyclf.scoring import DocResult, documents_rows, process_document
 
 
 def _segment_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -37,12 +37,10 @@ class _Scorer:
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        rows_out = []
-        for rel, sha1, texts, seqs, heads, error in zip(batch["rel"], batch["sha1"], batch["texts"], batch["seqs"],
-                                                        batch["headings"], batch["error"]):
-            doc = DocResult(str(rel), str(sha1), json.loads(texts), json.loads(seqs), str(error) or None,
-                            json.loads(heads))
-            rows_out.append(json.dumps(document_rows(self.model, doc, self.batch_size), ensure_ascii=False))
+        docs = [DocResult(str(rel), str(sha1), json.loads(texts), json.loads(seqs), str(error) or None, json.loads(heads))
+                for rel, sha1, texts, seqs, heads, error in zip(batch["rel"], batch["sha1"], batch["texts"], batch["seqs"],
+                                                                batch["headings"], batch["error"])]
+        rows_out = [json.dumps(rows, ensure_ascii=False) for rows in documents_rows(self.model, docs, self.batch_size)]
         return {"rel": batch["rel"], "sha1": batch["sha1"], "error": batch["error"], "rows": np.array(rows_out, dtype=object)}
 
 

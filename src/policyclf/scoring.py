@@ -2,8 +2,10 @@
 
 ``predict``, ``label`` (local and Ray engines), ``report`` and ``data suggest`` all score
 through :func:`score_texts`, and documents through :func:`process_document` and
-:func:`document_rows`. Scores are computed in length-sorted batches of one document's passages
-(or of one passage list), so the same passage gets the same scores whichever command scored it.
+:func:`documents_rows`. Where a passage's scores are bit-identical whatever shares its batch (BERT
+in bfloat16, fixed batch shapes) the passages of many documents are scored together; otherwise each
+document is scored on its own (float32 scores move below 1e-5 with the batch, int8 more). Either way
+the same passage gets the same scores whichever command scored it.
 """
 
 from __future__ import annotations
@@ -110,17 +112,47 @@ def process_document(args: tuple[str, str, int]) -> DocResult:
         return DocResult(rel, sha, error=f"{rel}: could not be read ({type(exc).__name__}: {exc})")
 
 
-def document_rows(model: Any, doc: DocResult, batch_size: int = 64) -> list[dict[str, Any]]:
-    """Scored rows of one document's passages (none for a document that could not be read).
+def scores_exact_across_batches(model: Any) -> bool:
+    """True where a passage's scores are bit-identical whatever else shares its batch: the BERT
+    backend in bfloat16, whose forward batches have fixed shapes (``BertClassifier.predict_proba``).
+    float32 scores move in the sixth decimal with the batch (below 1e-5), and int8 scores depend on
+    the batch-mates, so those score one document at a time."""
+    inner = getattr(model, "student_", model)  # a distilled model computes with its student
+    return getattr(inner, "precision_", None) == "bfloat16"
 
-    Batches never mix documents, so a document's scores do not depend on which other
-    documents were in the run, nor on the engine that ran it.
+
+def documents_rows(model: Any, docs: Sequence[DocResult], batch_size: int = 64,
+                   progress: bool = False) -> list[list[dict[str, Any]]]:
+    """Scored rows of each document's passages, in order (none for a document that could not be read).
+
+    Where scores are bit-identical across batches (:func:`scores_exact_across_batches`) the passages
+    of all ``docs`` are scored in one pass (full batches: with fixed-shape bf16 batches, scoring a
+    short document alone spends most of a batch on padding); otherwise batches never mix documents.
+    Either way a document's rows do not depend on which other documents were in the run, on resuming,
+    or on the engine (byte-identical outputs).
     """
-    if doc.error:
-        return []
+    readable = [d for d in docs if not d.error]
+    if not scores_exact_across_batches(model):
+        from tqdm import tqdm
+
+        scored = {}
+        for d in tqdm(readable, unit="doc", desc="scoring", disable=not progress, file=sys.stderr):
+            scored[id(d)] = make_rows(d.items(), _doc_scores(model, d, batch_size), model.thresholds_)
+    else:
+        items = [it for d in readable for it in d.items()]
+        scores = score_texts(model, [it.text for it in items], batch_size=batch_size, progress=progress,
+                             headings=[it.heading for it in items]) if items else np.zeros((0, len(CATEGORIES)))
+        scored, start = {}, 0
+        for d in readable:
+            n = len(d.texts)
+            scored[id(d)] = make_rows(d.items(), scores[start:start + n], model.thresholds_)
+            start += n
+    return [scored.get(id(d), []) for d in docs]
+
+
+def _doc_scores(model: Any, doc: DocResult, batch_size: int) -> np.ndarray:
     items = doc.items()
-    scores = score_texts(model, [it.text for it in items], batch_size=batch_size, headings=[it.heading for it in items])
-    return make_rows(items, scores, model.thresholds_)
+    return score_texts(model, [it.text for it in items], batch_size=batch_size, headings=[it.heading for it in items])
 
 
 def load_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> DocResult:

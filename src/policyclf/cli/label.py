@@ -14,7 +14,7 @@ def label_cli(
     output: Path = typer.Option(..., "-o", "--output", help="output folder; rerun with the same arguments to resume"),
     model: Path = typer.Option(None, "--model", help="model directory (default: the shipped model)"),
     workers: int = typer.Option(2, "--workers", min=1, help="processes reading and segmenting documents"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="passages per model call"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="passages per model call"),
     review_margin: float = typer.Option(0.1, "--review-margin", min=0.0, help="flag scores this close to a threshold"),
     max_size_mb: float = typer.Option(20.0, "--max-size-mb", min=0.1, help="skip (and report) larger files"),
     engine: str = typer.Option("local", "--engine", help="local, or ray (pip install 'policyclf[ray]')"),

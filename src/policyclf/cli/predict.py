@@ -13,7 +13,7 @@ def predict_cli(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="passage .jsonl, a document, or a folder of documents"),
     output: Path = typer.Option(..., "-o", "--output", help="output .jsonl or .csv"),
     model: Path = typer.Option(None, "--model", help="model directory (default: the shipped model)"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="passages per model call"),
     force: bool = typer.Option(False, "--force", help="overwrite OUTPUT"),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda (BERT; default auto: a GPU if there is one)"),
     precision: str = typer.Option(None, "--precision", help="auto, float32, bfloat16 or int8 (BERT; default: the model's, auto = by the CPU's capabilities)"),
