@@ -42,7 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=256, help="passages per model call (policyclf label's default)")
     ap.add_argument("--models", nargs="+", default=["models/policyclf-tfidf", "models/policyclf-bert"])
     args = ap.parse_args()
     from policyclf.batch import label_folder

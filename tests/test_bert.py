@@ -213,6 +213,24 @@ def test_auto_precision_follows_the_hardware(monkeypatch, flags, device, expecte
     assert hardware.resolve_precision("int8", device) == ("int8", "set explicitly")  # an explicit setting wins
 
 
+@pytest.mark.parametrize("env, expected", [
+    ({}, "bfloat16"), ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "float32"), ({"ATEN_CPU_CAPABILITY": "avx2"}, "float32"),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, "bfloat16"), ({"ATEN_CPU_CAPABILITY": "avx512"}, "bfloat16"),
+])
+def test_auto_precision_respects_isa_limits_set_for_torch(monkeypatch, env, expected):
+    """A bf16 CPU with torch held to AVX2 kernels emulates bf16: auto must then choose float32."""
+    from policyclf import hardware
+
+    flags = {"avx2": True, "avx512_bf16": True, "amx_bf16": True}
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"model": "test", "flags": flags, "cores": 2, "machine": "x86_64"})
+    for key in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    precision, why = hardware.resolve_precision("auto", "cpu")
+    assert precision == expected and (not env or expected == "bfloat16" or "held below" in why)
+
+
 def test_auto_never_picks_emulated_bf16_here(tiny_bert_model):
     from policyclf import hardware
 

@@ -39,9 +39,24 @@ def cpu_info() -> dict[str, Any]:
             "machine": platform.machine()}
 
 
+# oneDNN ISA names below AVX512_CORE_BF16, and ATen capabilities without AVX-512: torch held to these
+# (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``) emulates bf16 even where the CPU has it.
+_ONEDNN_NO_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+_ATEN_NO_BF16 = {"default", "avx2"}
+
+
+def isa_limits() -> dict[str, str]:
+    """The environment variables that hold torch to lower CPU instruction sets, where set."""
+    return {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if os.environ.get(k)}
+
+
 def native_bf16() -> bool:
-    """True if the CPU computes bfloat16 natively (avx512_bf16 or AMX)."""
+    """True if the CPU computes bfloat16 natively (avx512_bf16 or AMX) and torch is not held below it."""
     flags = cpu_info()["flags"]
+    limits = isa_limits()
+    if limits.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ONEDNN_NO_BF16 or \
+            limits.get("ATEN_CPU_CAPABILITY", "").lower() in _ATEN_NO_BF16:
+        return False
     return any(flags.get(f) for f in NATIVE_BF16_FLAGS)
 
 
@@ -81,4 +96,7 @@ def resolve_precision(requested: str, device: str) -> tuple[str, str]:
         return "bfloat16", "auto: CUDA GPU"
     if native_bf16():
         return "bfloat16", "auto: CPU has native bf16 (" + ", ".join(f for f in NATIVE_BF16_FLAGS if cpu_info()["flags"][f]) + ")"
+    if isa_limits() and any(cpu_info()["flags"].get(f) for f in NATIVE_BF16_FLAGS):
+        limits = ", ".join(f"{k}={v}" for k, v in isa_limits().items())
+        return "float32", f"auto: torch held below native bf16 ({limits}; bf16 would be emulated)"
     return "float32", "auto: CPU has no native bf16 (bf16 would be emulated)"
