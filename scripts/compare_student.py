@@ -26,8 +26,13 @@ def main() -> None:
     ap.add_argument("student", type=Path)
     ap.add_argument("--test", type=Path, default=ROOT / "data" / "annotated" / "other_provinces_test.jsonl")
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--precision", default="float32",
+                    help="score both models in this precision (default float32: the same result on every CPU; "
+                         "'auto' = each model's own choice on this machine)")
     args = ap.parse_args()
-    comp = compare_models(args.teacher, args.student, args.test, n_boot=args.bootstrap)
+    comp = compare_models(args.teacher, args.student, args.test, n_boot=args.bootstrap,
+                          precision=None if args.precision == "auto" else args.precision)
+    comp["precision"] = args.precision
     meta_path = args.student / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["teacher_comparison"] = comp

@@ -179,6 +179,16 @@ def test_a_student_card_shows_the_paired_comparison_with_its_teacher(tmp_path, f
     test = fake_repo / "data" / "annotated" / "other_provinces_test.jsonl"
     comp = compare_models(models / "tfidf", models / "tfidf", test, corpus=str(fake_corpus), n_boot=100)
     assert comp["decision_agreement"] == 1.0 and comp["macro_f1"]["diff"] == 0
+    import policyclf.retrain as retrain_module
+
+    asked, real_load = [], retrain_module.load_model
+    retrain_module.load_model = lambda d, **kw: asked.append(kw) or real_load(d)
+    try:  # a fixed precision reaches both models (a comparison that does not depend on the CPU)
+        assert compare_models(models / "tfidf", models / "tfidf", test, corpus=str(fake_corpus), n_boot=100,
+                              precision="float32")["macro_f1"] == comp["macro_f1"]
+    finally:
+        retrain_module.load_model = real_load
+    assert asked == [{"inference_dtype": "float32"}] * 2
     meta_path = models / "tfidf" / "meta.json"
     meta = json.loads(meta_path.read_text())
     meta["teacher_comparison"] = comp

@@ -46,8 +46,11 @@ def _display_path(path: Path) -> str:
 
 
 def compare_models(current_dir: str | Path, new_dir: str | Path, test_file: str | Path, *,
-                   corpus: str | None = None, n_boot: int = 1000) -> dict[str, Any]:
+                   corpus: str | None = None, n_boot: int = 1000, precision: str | None = None) -> dict[str, Any]:
     """Paired comparison of two model directories on one held-out annotation file.
+
+    ``precision`` (e.g. ``"float32"``) scores both models in that precision instead of each one's
+    own setting (``auto`` follows the CPU), so a comparison does not depend on the machine.
 
     Raises:
         DataError: the test file is missing or empty, or overlaps either model's training data.
@@ -67,7 +70,7 @@ def compare_models(current_dir: str | Path, new_dir: str | Path, test_file: str 
         td = meta.get("training_data", {})
         if test_file.name in {Path(a).name for a in td.get("annotations", [])}:
             raise DataError(f"{d} was trained on {test_file.name}; compare on a held-out file")
-        model = load_model(d)
+        model = load_model(d, inference_dtype=precision) if precision else load_model(d)
         pred = score_texts(model, [e.text for e in examples], headings=[e.passage.heading for e in examples]) >= model.thresholds_
         preds[name] = pred
         side[name] = {"path": str(d), "passages": td.get("passages"), "fingerprint": td.get("fingerprint", ""),
