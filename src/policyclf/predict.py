@@ -24,11 +24,13 @@ from policyclf.models.base import load_model
 from policyclf.scoring import Item, documents_rows, load_document, make_rows, score_texts
 from policyclf.segment import SUPPORTED_SUFFIXES, find_documents
 
-DEFAULT_MODELS = ("policyclf-bert", "policyclf-tfidf")
+DEFAULT_MODELS = ("policyclf-distilled", "policyclf-bert", "policyclf-tfidf")
 
 
 def default_model_dir() -> Path:
-    """The shipped default model under the project's ``models/``: the BERT model, else the baseline."""
+    """The shipped default model under the project's ``models/``: the 3-layer BERT student, else the
+    12-layer BERT, else the baseline. The student is the default because it is within 0.01 macro-F1
+    of its teacher on both held-out tests and about 4x faster (README, "Models")."""
     models = project_root() / "models"
     for name in DEFAULT_MODELS:
         if (models / name / "meta.json").is_file():
