@@ -79,7 +79,6 @@ def main() -> None:
             out[f"policyclf_{dtype}_batch_tokens_{tokens}_passages_per_s"] = round(len(sample) / (time.perf_counter() - started), 1)
             out[f"{dtype}_batch_tokens_{tokens}_max_abs_score_diff"] = float(np.abs(scores - results[dtype]).max())
         inner.inference_batch_tokens = default_tokens
-    inner.inference_batch_tokens = default_tokens
     for dtype in dtypes[1:]:
         agree = ((results[dtype] >= model.thresholds_) == (results["float32"] >= model.thresholds_)).mean()
         out[f"{dtype}_vs_float32_decision_agreement"] = round(float(agree), 4)

@@ -50,14 +50,19 @@ def isa_limits() -> dict[str, str]:
     return {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if os.environ.get(k)}
 
 
+def _cpu_has_bf16() -> bool:
+    return any(cpu_info()["flags"].get(f) for f in NATIVE_BF16_FLAGS)
+
+
+def _torch_held_below_bf16() -> bool:
+    limits = isa_limits()
+    return (limits.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ONEDNN_NO_BF16
+            or limits.get("ATEN_CPU_CAPABILITY", "").lower() in _ATEN_NO_BF16)
+
+
 def native_bf16() -> bool:
     """True if the CPU computes bfloat16 natively (avx512_bf16 or AMX) and torch is not held below it."""
-    flags = cpu_info()["flags"]
-    limits = isa_limits()
-    if limits.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ONEDNN_NO_BF16 or \
-            limits.get("ATEN_CPU_CAPABILITY", "").lower() in _ATEN_NO_BF16:
-        return False
-    return any(flags.get(f) for f in NATIVE_BF16_FLAGS)
+    return _cpu_has_bf16() and not _torch_held_below_bf16()
 
 
 def describe_cpu() -> str:
@@ -96,7 +101,7 @@ def resolve_precision(requested: str, device: str) -> tuple[str, str]:
         return "bfloat16", "auto: CUDA GPU"
     if native_bf16():
         return "bfloat16", "auto: CPU has native bf16 (" + ", ".join(f for f in NATIVE_BF16_FLAGS if cpu_info()["flags"][f]) + ")"
-    if isa_limits() and any(cpu_info()["flags"].get(f) for f in NATIVE_BF16_FLAGS):
+    if _cpu_has_bf16():  # the CPU has it, but torch is held below it
         limits = ", ".join(f"{k}={v}" for k, v in isa_limits().items())
         return "float32", f"auto: torch held below native bf16 ({limits}; bf16 would be emulated)"
     return "float32", "auto: CPU has no native bf16 (bf16 would be emulated)"

@@ -131,28 +131,25 @@ def documents_rows(model: Any, docs: Sequence[DocResult], batch_size: int = 64,
     Either way a document's rows do not depend on which other documents were in the run, on resuming,
     or on the engine (byte-identical outputs).
     """
+    from tqdm import tqdm
+
     readable = [d for d in docs if not d.error]
-    if not scores_exact_across_batches(model):
-        from tqdm import tqdm
-
-        scored = {}
-        for d in tqdm(readable, unit="doc", desc="scoring", disable=not progress, file=sys.stderr):
-            scored[id(d)] = make_rows(d.items(), _doc_scores(model, d, batch_size), model.thresholds_)
-    else:
-        items = [it for d in readable for it in d.items()]
-        scores = score_texts(model, [it.text for it in items], batch_size=batch_size, progress=progress,
-                             headings=[it.heading for it in items]) if items else np.zeros((0, len(CATEGORIES)))
-        scored, start = {}, 0
-        for d in readable:
-            n = len(d.texts)
-            scored[id(d)] = make_rows(d.items(), scores[start:start + n], model.thresholds_)
-            start += n
+    exact = scores_exact_across_batches(model)
+    groups = [readable] if exact else [[d] for d in readable]
+    scored: dict[int, list[dict[str, Any]]] = {}
+    with tqdm(total=sum(len(d.texts) for d in readable), unit="passage", desc="scoring", file=sys.stderr,
+              disable=exact or not progress) as bar:  # one group: score_texts shows its own bar
+        for group in groups:
+            items = [it for d in group for it in d.items()]
+            scores = score_texts(model, [it.text for it in items], batch_size=batch_size, progress=exact and progress,
+                                 headings=[it.heading for it in items])
+            start = 0
+            for d in group:
+                n = len(d.texts)
+                scored[id(d)] = make_rows(items[start:start + n], scores[start:start + n], model.thresholds_)
+                start += n
+            bar.update(len(items))
     return [scored.get(id(d), []) for d in docs]
-
-
-def _doc_scores(model: Any, doc: DocResult, batch_size: int) -> np.ndarray:
-    items = doc.items()
-    return score_texts(model, [it.text for it in items], batch_size=batch_size, headings=[it.heading for it in items])
 
 
 def load_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> DocResult:
