@@ -47,10 +47,10 @@ def main() -> None:
     model = load_model(args.model)
     inner = getattr(model, "student_", model)  # a distilled model computes with its student
     meta = read_meta(args.model)
-    from policyclf.hardware import cpu_info, describe_cpu
+    from policyclf.hardware import cpu_info, describe_cpu, isa_limits
 
     out = {"cpu": describe_cpu(), "cpu_flags": cpu_info()["flags"], "torch_threads": torch.get_num_threads(),
-           "isa_limits": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)},
+           "isa_limits": isa_limits(),
            "passages": len(sample), "mean_chars": float(np.mean([len(t) for t in sample])),
            "model": args.model, "backend": meta["backend"], "encoder_layers": len(inner.encoder_.encoder.layer),
            "device": str(inner.device_), "runtime": inner.runtime_info()["runtime"],

@@ -38,15 +38,14 @@ def main() -> None:
     import numpy as np
 
     from policyclf.corpus import load_passages
-    from policyclf.hardware import cpu_info, describe_cpu
+    from policyclf.hardware import cpu_info, describe_cpu, isa_limits
 
     passages = list(load_passages().values())
     rng = np.random.default_rng(0)
     order = rng.permutation(len(passages))
     extra = ["--precision", args.precision] if args.precision else []
     out: dict = {"cpu": describe_cpu(), "cpu_flags": cpu_info()["flags"], "os_cpus": os.cpu_count(),
-                 "isa_limits": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
-                                if os.environ.get(k)}, "runs": []}
+                 "isa_limits": isa_limits(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for n in [1, *args.n]:

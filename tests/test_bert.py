@@ -216,6 +216,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch, flags, device, expecte
 @pytest.mark.parametrize("env, expected", [
     ({}, "bfloat16"), ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "float32"), ({"ATEN_CPU_CAPABILITY": "avx2"}, "float32"),
     ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, "bfloat16"), ({"ATEN_CPU_CAPABILITY": "avx512"}, "bfloat16"),
+    ({"MKL_ENABLE_INSTRUCTIONS": "AVX2"}, "bfloat16"),  # MKL does the float32 products only
 ])
 def test_auto_precision_respects_isa_limits_set_for_torch(monkeypatch, env, expected):
     """A bf16 CPU with torch held to AVX2 kernels emulates bf16: auto must then choose float32."""
@@ -223,12 +224,13 @@ def test_auto_precision_respects_isa_limits_set_for_torch(monkeypatch, env, expe
 
     flags = {"avx2": True, "avx512_bf16": True, "amx_bf16": True}
     monkeypatch.setattr(hardware, "cpu_info", lambda: {"model": "test", "flags": flags, "cores": 2, "machine": "x86_64"})
-    for key in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+    for key in hardware.ISA_LIMIT_VARS:
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     precision, why = hardware.resolve_precision("auto", "cpu")
     assert precision == expected and (not env or expected == "bfloat16" or "held below" in why)
+    assert hardware.isa_limits() == env  # reported in benchmarks and run metadata
 
 
 def test_auto_never_picks_emulated_bf16_here(tiny_bert_model):

@@ -45,9 +45,14 @@ _ONEDNN_NO_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_C
 _ATEN_NO_BF16 = {"default", "avx2"}
 
 
+# Environment variables that hold torch's kernels to lower instruction sets: oneDNN (bf16 and int8
+# matrix products), ATen's own vectorised kernels, and MKL (float32 matrix products on x86).
+ISA_LIMIT_VARS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def isa_limits() -> dict[str, str]:
     """The environment variables that hold torch to lower CPU instruction sets, where set."""
-    return {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if os.environ.get(k)}
+    return {k: os.environ[k] for k in ISA_LIMIT_VARS if os.environ.get(k)}
 
 
 def _cpu_has_bf16() -> bool:
