@@ -16,7 +16,7 @@ PIECES = (["<s>", "<pad>", "</s>", "<unk>"]
           + list("科技创新高校企业人才平台资金支持建设合作研发机构，。、；（）")
           + ["科技", "创新", "高校", "企业", "人才", "平台", "研发", "研发机构", "科技创新", "支持高校",
              "▁", "▁科技", "▁AI", "AI", "5G", "R", "&", "D", "R&D", "▁the", "the", "e", "t", "h", "5", "G", "A", "I",
-             "при", "вет", "привет", "п", "р", "и", "в", "е", "т", "▁при", "です", "で", "す", "の", "한국", "한"])
+             "при", "вет", "привет", "п", "р", "и", "в", "е", "т", "▁при", "です", "で", "す", "の", "한국", "한", "ñ"])
 
 
 def write_unigram(path: Path) -> Path:
@@ -39,7 +39,7 @@ def write_unigram(path: Path) -> Path:
 def random_texts(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     inside = list("科技创新高校企业人才平台资金支持建设合作研发机构，。、；（）AIRDGthe5& \n") + ["未"]  # 未: unknown
-    outside = list("приветのです한국ñ")
+    outside = list("приветのです한국ñアイ\ue5f9")
     texts = []
     for k in range(n):
         alphabet = inside + (outside if k % 3 == 0 else [])
@@ -69,8 +69,14 @@ def test_pruned_ids_equal_full_ids_and_outside_texts_use_the_full_tokenizer(tmp_
     assert "п" in kept  # the minimum score stays
     texts = random_texts(3000)
     assert two.encode(texts) == [e.ids for e in full.encode_batch(texts, add_special_tokens=False)]
-    outside = sum(not in_script(full.normalizer.normalize_str(t)) for t in texts)
+    removed = {ch for p in PIECES for ch in p if not in_script(ch)}
+    outside = sum(not removed.isdisjoint(full.normalizer.normalize_str(t)) for t in texts)
     assert 0 < outside < len(texts) and two.full_encoded == outside
+    # characters outside the script that no piece holds are unknown to both: no full tokenizer needed
+    before = two.full_encoded
+    texts = ["科技\ue5f9创新", "アイ高校", "п企业"]
+    assert two.encode(texts) == [e.ids for e in full.encode_batch(texts, add_special_tokens=False)]
+    assert two.full_encoded == before + 1  # only п (in the vocabulary, pruned) needs it
     for token in ("<s>", "</s>", "<pad>", "<unk>", "<mask>", "科技", "привет"):
         assert two.token_to_id(token) == full.token_to_id(token)
     # unknown characters (penalty from the minimum score) segment the same

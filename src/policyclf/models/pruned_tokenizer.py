@@ -10,9 +10,11 @@ Why it is exact: Unigram segmentation is the best-scoring path through the piece
 substrings of the normalised, pre-tokenised text. If every character of a text lies in ``SCRIPT``,
 every piece that can match lies in ``SCRIPT`` too and is kept with its score; the piece with the
 lowest score is kept as well, so the penalty for unknown characters (lowest score − 10) is unchanged.
-The lattice, and so the segmentation, is the same; pruned ids are mapped back to the full ids. A text
-with any character outside ``SCRIPT`` (after normalisation) is encoded by the full tokenizer, loaded
-on first need. Verified id for id on every corpus passage (slow test) and on random texts (tests).
+The lattice, and so the segmentation, is the same; pruned ids are mapped back to the full ids. More
+generally a removed piece can only match a text that holds one of its characters outside ``SCRIPT``:
+a text (after normalisation) without any character outside ``SCRIPT`` that occurs in the vocabulary
+segments the same with the pruned copy (other characters are unknown to both). The rare texts that
+hold one are encoded by the full tokenizer, loaded on first need. Verified id for id on every corpus passage (slow test) and on random texts (tests).
 
 The copy is written once per source file into ``$POLICYCLF_CACHE/tokenizers/<sha1>-<version>/``;
 if that cannot be written, the full tokenizer is used. ``POLICYCLF_PRUNED_TOKENIZER=0`` turns it off.
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-VERSION = "2"
+VERSION = "3"
 # (first, last) code points of the characters a pruned piece may contain. The Metaspace marker ▁ is
 # always allowed (it stands for the spaces of the text, and space is in the ASCII block).
 SCRIPT = ((0x09, 0x0D),      # tab, line breaks
@@ -106,19 +108,21 @@ def _cache_root() -> Path:
     return cache_dir() / "tokenizers"
 
 
-def pruned_copy(source: Path) -> tuple[Path, Path] | None:
-    """(pruned tokenizer.json, id map .npy) for ``source``, written to the cache on first use; None
+def pruned_copy(source: Path) -> tuple[Path, Path, Path] | None:
+    """(pruned tokenizer.json, id map .npy, the characters outside ``SCRIPT`` that occur in the full
+    vocabulary) for ``source``, written to the cache on first use; None
     when pruning does not apply, is turned off, or the cache cannot be written."""
     if os.environ.get(ENV, "1") == "0":
         return None
     raw = source.read_bytes()
     key = f"{hashlib.sha1(raw).hexdigest()}-{VERSION}"
     folder = _cache_root() / key
-    tok, ids, none = folder / "tokenizer.json", folder / "ids.npy", folder / "not-applicable"
+    tok, ids, chars = folder / "tokenizer.json", folder / "ids.npy", folder / "removed-chars.txt"
+    none = folder / "not-applicable"
     if none.exists():
         return None
-    if tok.is_file() and ids.is_file():
-        return tok, ids
+    if tok.is_file() and ids.is_file() and chars.is_file():
+        return tok, ids, chars
     try:
         folder.mkdir(parents=True, exist_ok=True)
         result = prune(json.loads(raw))
@@ -126,6 +130,11 @@ def pruned_copy(source: Path) -> tuple[Path, Path] | None:
             none.touch()
             return None
         spec, kept = result
+        full_vocab = json.loads(raw)["model"]["vocab"]
+        removed = sorted({ch for piece, _ in full_vocab for ch in piece if not in_script(ch)})
+        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".txt", delete=False, encoding="utf-8") as f:
+            f.write("".join(removed))
+        os.replace(f.name, chars)
         with tempfile.NamedTemporaryFile("wb", dir=folder, suffix=".npy", delete=False) as f:
             np.save(f, kept)
         os.replace(f.name, ids)
@@ -134,12 +143,13 @@ def pruned_copy(source: Path) -> tuple[Path, Path] | None:
         os.replace(f.name, tok)
     except OSError:
         return None
-    return tok, ids
+    return tok, ids, chars
 
 
 class TwoTierTokenizer:
-    """``encode(texts) -> list of full-vocabulary id lists``: the pruned tokenizer for texts inside
-    ``SCRIPT``, the full one (loaded on first need) for the others. Ids equal the full tokenizer's."""
+    """``encode(texts) -> list of full-vocabulary id lists``: the pruned tokenizer for texts without
+    a character of the removed pieces, the full one (loaded on first need) for the others. Ids equal
+    the full tokenizer's."""
 
     def __init__(self, source: Path) -> None:
         from tokenizers import Tokenizer
@@ -149,11 +159,12 @@ class TwoTierTokenizer:
         self.full_encoded = 0  # texts the full tokenizer encoded (for tests and diagnostics)
         copy = pruned_copy(source)
         if copy is None:
-            self._pruned, self._ids = None, None
+            self._pruned, self._ids, self._removed = None, None, frozenset()
             self._full = Tokenizer.from_file(str(source))
         else:
             self._pruned = Tokenizer.from_file(str(copy[0]))
             self._ids = np.load(copy[1])
+            self._removed = frozenset(copy[2].read_text(encoding="utf-8"))
         for tk in (self._pruned, self._full):
             if tk is not None:
                 tk.no_truncation()
@@ -185,7 +196,7 @@ class TwoTierTokenizer:
         if self._pruned is None:
             return [e.ids for e in self._full.encode_batch(texts, add_special_tokens=False)]
         norm = self._pruned.normalizer
-        inside = [in_script(norm.normalize_str(t) if norm is not None else t) for t in texts]
+        inside = [self._removed.isdisjoint(norm.normalize_str(t) if norm is not None else t) for t in texts]
         out: list[list[int]] = [[] for _ in texts]
         mine = [i for i, ok in enumerate(inside) if ok]
         if mine:
