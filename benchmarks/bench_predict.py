@@ -3,9 +3,12 @@
 to a temporary folder outside the repository), one `policyclf predict` process per model, timed by
 the wall clock from process start to exit (imports, model load, tokenisation, scoring, writing).
 Also reports the run's own start-up (`policyclf predict` on a 1-passage file) so that start-up and
-throughput can be told apart, and the decision agreement between the models' outputs.
+throughput can be told apart, and the decision agreement between the models' outputs. With
+`--pipeline`, the baseline of issue 11 is timed the same way: a process that imports transformers,
+loads the whole base encoder (float32) with a 7-label head and scores the same passages one at a
+time through a `pipeline`, from process start to exit.
 
-Usage: python benchmarks/bench_predict.py [--n 500] [--models models/policyclf-distilled models/policyclf-bert]
+Usage: python benchmarks/bench_predict.py [--n 500] [--models models/policyclf-distilled models/policyclf-bert] [--pipeline]
 Prints the CPU, its flags and one JSON summary.
 """
 
@@ -29,11 +32,34 @@ def run(model: str, src: Path, out: Path, extra: list[str]) -> float:
     return time.perf_counter() - started
 
 
+PIPELINE = """
+import json, sys
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+from transformers.utils import logging
+logging.set_verbosity_error()
+src, base, max_length = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=7, problem_type="multi_label_classification")
+pipe = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(base), device=-1, top_k=None,
+                function_to_apply="sigmoid")
+for line in open(src, encoding="utf-8"):
+    pipe(json.loads(line)["text"], truncation=True, max_length=max_length)
+"""
+
+
+def run_pipeline(src: Path, base: str, max_length: int) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", PIPELINE, str(src), base, str(max_length)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, nargs="+", default=[500])
     ap.add_argument("--models", nargs="+", default=["models/policyclf-distilled", "models/policyclf-bert"])
     ap.add_argument("--precision", default=None, help="passed to --precision (default: the model's)")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also time a plain transformers float32 pipeline, one passage at a time, end to end")
     args = ap.parse_args()
     import numpy as np
 
@@ -58,6 +84,16 @@ def main() -> None:
                 seconds = run(model, src, tmp / f"{Path(model).name}-{n}.jsonl", extra)
                 out["runs"].append({"model": model, "passages": n, "seconds": round(seconds, 2),
                                     "passages_per_s": round(n / seconds, 1)})
+            if args.pipeline and n > 1:
+                from policyclf.models.base import read_model_config
+                from policyclf.models.base_model import resolve_base_model
+
+                conf = read_model_config(args.models[0]).model
+                seconds = run_pipeline(src, str(resolve_base_model(conf.base_model)), conf.max_length)
+                out["runs"].append({"model": "transformers pipeline (whole base encoder, float32, one passage at a time)",
+                                    "passages": n, "seconds": round(seconds, 2), "passages_per_s": round(n / seconds, 1)})
+                first = next(r for r in out["runs"] if r["model"] == args.models[0] and r["passages"] == n)
+                out[f"speedup_{Path(args.models[0]).name}_vs_pipeline_n{n}"] = round(seconds / first["seconds"], 2)
         for n in args.n:
             rows = {m: [json.loads(x) for x in (tmp / f"{Path(m).name}-{n}.jsonl").read_text().splitlines()]
                     for m in args.models}
