@@ -140,3 +140,20 @@ def test_prune_remaps_special_token_ids():
     assert out["post_processor"]["special_tokens"]["<mask>"]["ids"] == [4]
     assert prune({**spec, "pre_tokenizer": {"type": "ByteLevel"}}) is None  # adds characters: not pruned
     assert prune({"model": {"type": "WordPiece", "vocab": {}}}) is None
+
+
+def test_damaged_cached_copy_is_replaced_and_ids_stay_right(tmp_path, cache):
+    from tokenizers import Tokenizer
+
+    from policyclf.models.pruned_tokenizer import TwoTierTokenizer
+
+    src = write_unigram(tmp_path / "tok")
+    TwoTierTokenizer(src)
+    (copy,) = cache.glob("tokenizers/*/tokenizer.json")
+    copy.write_text("{not json", encoding="utf-8")
+    texts = random_texts(100, seed=5)
+    expected = [e.ids for e in Tokenizer.from_file(str(src)).encode_batch(texts, add_special_tokens=False)]
+    damaged = TwoTierTokenizer(src)
+    assert not damaged.pruned and damaged.encode(texts) == expected
+    rebuilt = TwoTierTokenizer(src)
+    assert rebuilt.pruned and rebuilt.encode(texts) == expected

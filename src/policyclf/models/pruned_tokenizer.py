@@ -158,13 +158,21 @@ class TwoTierTokenizer:
         self._full: Any = None
         self.full_encoded = 0  # texts the full tokenizer encoded (for tests and diagnostics)
         copy = pruned_copy(source)
-        if copy is None:
-            self._pruned, self._ids, self._removed = None, None, frozenset()
+        self._pruned, self._ids, self._removed = None, None, frozenset()
+        if copy is not None:
+            try:
+                self._pruned = Tokenizer.from_file(str(copy[0]))
+                self._ids = np.load(copy[1])
+                self._removed = frozenset(copy[2].read_text(encoding="utf-8"))
+                if len(self._ids) < self._pruned.get_vocab_size(with_added_tokens=True):
+                    raise ValueError("id map shorter than the vocabulary")
+            except Exception:  # a damaged cached copy: remove it (rebuilt next time) and use the full one
+                import shutil
+
+                shutil.rmtree(copy[0].parent, ignore_errors=True)
+                self._pruned, self._ids, self._removed = None, None, frozenset()
+        if self._pruned is None:
             self._full = Tokenizer.from_file(str(source))
-        else:
-            self._pruned = Tokenizer.from_file(str(copy[0]))
-            self._ids = np.load(copy[1])
-            self._removed = frozenset(copy[2].read_text(encoding="utf-8"))
         for tk in (self._pruned, self._full):
             if tk is not None:
                 tk.no_truncation()
