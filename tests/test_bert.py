@@ -447,6 +447,7 @@ def test_lean_runtime_scores_as_transformers_does(tiny_bert_model, monkeypatch):
     monkeypatch.setenv("POLICYCLF_RUNTIME", "auto")
     lean = load_model(tiny_bert_model, inference_dtype="float32", device="cpu")
     assert isinstance(lean.encoder_, LeanBert) and lean.runtime_info()["runtime"] == "lean"
+    assert lean.runtime_info()["tokenizer"] == "full" and "tokenizer" not in ref.runtime_info()  # WordPiece: not pruned
     assert lean._windows(texts)[0] == ref._windows(texts)[0]
     np.testing.assert_allclose(lean.predict_proba(texts), ref.predict_proba(texts), atol=1e-5)
     lean.inference_batch_size = 1  # batch-mates and padding change nothing

@@ -86,3 +86,6 @@ def test_pruned_tokenizer_gives_the_full_ids_on_every_corpus_passage():
     full = Tokenizer.from_file(str(base / "tokenizer.json"))
     assert two.encode(texts) == [e.ids for e in full.encode_batch(texts, add_special_tokens=False)]
     assert two.full_encoded < len(texts) / 100  # the pruned copy does nearly all the work
+    from policyclf.models.base import load_model
+
+    assert load_model(ROOT / "models" / "policyclf-distilled").runtime_info()["tokenizer"] == "pruned copy (exact)"

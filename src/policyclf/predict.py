@@ -119,7 +119,8 @@ def predict(input_path: str | Path, output: str | Path, model_dir: str | Path | 
     runtime = model.runtime_info()
     print(f"model {model_dir or default_model_dir()}: {runtime['device']}, {runtime['precision']}"
           + (f" ({runtime['precision_reason']})" if "precision_reason" in runtime else "")
-          + (f", {runtime['runtime']} runtime" if "runtime" in runtime else ""), file=sys.stderr)
+          + (f", {runtime['runtime']} runtime" if "runtime" in runtime else "")
+          + (f", tokenizer: {runtime['tokenizer']}" if "tokenizer" in runtime else ""), file=sys.stderr)
     errors: list[tuple[str, str]] = []
     if input_path.is_file() and input_path.suffix.lower() == ".jsonl":
         items = read_passage_jsonl(input_path)

@@ -313,9 +313,12 @@ class BertClassifier(BaseClassifier):
         from policyclf.hardware import describe_cpu
 
         runtime = getattr(self, "runtime_", ("transformers", "training run in this process"))
-        return {"device": self.device_.type, "precision": self.precision_,
+        info = {"device": self.device_.type, "precision": self.precision_,
                 "precision_reason": self.precision_reason_, "runtime": runtime[0], "runtime_reason": runtime[1],
                 "cpu": describe_cpu(), "threads": torch.get_num_threads()}
+        if hasattr(self.tokenizer_, "kind"):  # the lean runtime's tokenizer: pruned copy or full
+            info["tokenizer"] = self.tokenizer_.kind
+        return info
 
     def _autocast(self, inference: bool = False):
         if self.device_.type == "cuda":

@@ -116,6 +116,11 @@ class LeanTokenizer:
                 token = token.get("content")
             setattr(self, f"{role}_token_id", self._tk.token_to_id(token) if token else None)
 
+    @property
+    def kind(self) -> str:
+        """Which tokenizer encodes: the exact pruned copy (with the full one for rare texts) or the full one."""
+        return "pruned copy (exact)" if self._tk.pruned else "full"
+
     def __call__(self, texts: Sequence[str], add_special_tokens: bool = False, truncation: bool = False) -> dict:
         if add_special_tokens or truncation:
             raise ValueError("LeanTokenizer encodes without special tokens and without truncation only")
