@@ -70,6 +70,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     order = rng.permutation(len(passages))
     extra = ["--precision", args.precision] if args.precision else []
+    if args.pipeline:  # the baseline runs the first model's base encoder at its window length
+        from policyclf.models.base import read_model_config
+        from policyclf.models.base_model import resolve_base_model
+
+        conf = read_model_config(args.models[0]).model
     out: dict = {"cpu": describe_cpu(), "cpu_flags": cpu_info()["flags"], "os_cpus": os.cpu_count(),
                  "isa_limits": isa_limits(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,10 +90,6 @@ def main() -> None:
                 out["runs"].append({"model": model, "passages": n, "seconds": round(seconds, 2),
                                     "passages_per_s": round(n / seconds, 1)})
             if args.pipeline and n > 1:
-                from policyclf.models.base import read_model_config
-                from policyclf.models.base_model import resolve_base_model
-
-                conf = read_model_config(args.models[0]).model
                 seconds = run_pipeline(src, str(resolve_base_model(conf.base_model)), conf.max_length)
                 out["runs"].append({"model": "transformers pipeline (whole base encoder, float32, one passage at a time)",
                                     "passages": n, "seconds": round(seconds, 2), "passages_per_s": round(n / seconds, 1)})

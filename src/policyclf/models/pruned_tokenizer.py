@@ -125,13 +125,13 @@ def pruned_copy(source: Path) -> tuple[Path, Path, Path] | None:
         return tok, ids, chars
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        result = prune(json.loads(raw))
+        full_spec = json.loads(raw)
+        result = prune(full_spec)
         if result is None:
             none.touch()
             return None
         spec, kept = result
-        full_vocab = json.loads(raw)["model"]["vocab"]
-        removed = sorted({ch for piece, _ in full_vocab for ch in piece if not in_script(ch)})
+        removed = sorted({ch for piece, _ in full_spec["model"]["vocab"] for ch in piece if not in_script(ch)})
         with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".txt", delete=False, encoding="utf-8") as f:
             f.write("".join(removed))
         os.replace(f.name, chars)
@@ -172,11 +172,10 @@ class TwoTierTokenizer:
                 shutil.rmtree(copy[0].parent, ignore_errors=True)
                 self._pruned, self._ids, self._removed = None, None, frozenset()
         if self._pruned is None:
-            self._full = Tokenizer.from_file(str(source))
-        for tk in (self._pruned, self._full):
-            if tk is not None:
-                tk.no_truncation()
-                tk.no_padding()
+            self.full()
+        else:
+            self._pruned.no_truncation()
+            self._pruned.no_padding()
 
     @property
     def pruned(self) -> bool:
@@ -193,7 +192,7 @@ class TwoTierTokenizer:
 
     def token_to_id(self, token: str) -> int | None:
         if self._pruned is None:
-            return self._full.token_to_id(token)
+            return self.full().token_to_id(token)
         i = self._pruned.token_to_id(token)
         if i is None:  # a pruned piece (or none at all): the full vocabulary decides
             return self.full().token_to_id(token)
@@ -202,7 +201,7 @@ class TwoTierTokenizer:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         texts = list(texts)
         if self._pruned is None:
-            return [e.ids for e in self._full.encode_batch(texts, add_special_tokens=False)]
+            return [e.ids for e in self.full().encode_batch(texts, add_special_tokens=False)]
         norm = self._pruned.normalizer
         inside = [self._removed.isdisjoint(norm.normalize_str(t) if norm is not None else t) for t in texts]
         out: list[list[int]] = [[] for _ in texts]
