@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("-o", "--output", type=Path, required=True)
     ap.add_argument("--seeds", nargs="+", type=int, default=[13])
     ap.add_argument("--corpus")
+    ap.add_argument("--folds", nargs="+", default=FOLDS, choices=FOLDS,
+                    help="run these selection folds, in this order (the table needs both)")
     args = ap.parse_args()
     rows = []
     for path in args.configs:
@@ -45,7 +47,7 @@ def main() -> None:
         backend = cfg0.model.backend
         per_seed = []
         for seed in args.seeds:
-            cfg = load_config(path, {"training.seed": str(seed), "report.loro_regions": json.dumps(FOLDS),
+            cfg = load_config(path, {"training.seed": str(seed), "report.loro_regions": json.dumps(args.folds),
                                      "report.unseen": "false", "report.backends": json.dumps([backend]),
                                      "report.bootstrap": "100"})
             out = args.output / path.stem / f"seed{seed}"

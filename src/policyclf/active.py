@@ -299,6 +299,7 @@ def suggest_to_files(
     output: str | Path,
     *,
     pool: str = "six_regions_pool",
+    doc_type: str | None = None,
     model_dir: str | Path | None = None,
     strategy: str = "mixed",
     fmt: str = "jsonl",
@@ -311,7 +312,7 @@ def suggest_to_files(
     force: bool = False,
     progress: bool = True,
 ) -> SuggestResult:
-    """``policyclf data suggest``: choose passages of ``pool`` that have no record yet and write them.
+    """``policyclf data suggest``: choose passages of ``pool`` (of ``doc_type``, if given) that have no record yet.
 
     Writes ``output`` (what coders read: no scores unless ``with_predictions``) and
     ``<output>.picks.jsonl`` (why each passage was picked, its scores, the model).
@@ -336,9 +337,14 @@ def suggest_to_files(
     pools = sorted({p.pool for p in passages.values()})
     if pool not in pools:
         raise PolicyclfError(f"unknown pool {pool!r}; the corpus has {', '.join(pools)}")
-    candidates = [p for p in passages.values() if p.pool == pool and p.passage_id not in excluded]
+    doc_types = sorted({p.doc_type for p in passages.values() if p.pool == pool})
+    if doc_type is not None and doc_type not in doc_types:
+        raise PolicyclfError(f"pool {pool!r} has no document type {doc_type!r}; it has {', '.join(doc_types)}")
+    candidates = [p for p in passages.values() if p.pool == pool and p.passage_id not in excluded
+                  and (doc_type is None or p.doc_type == doc_type)]
     if not candidates:
-        raise PolicyclfError(f"pool {pool!r} has no passage left without a record or an open pick")
+        raise PolicyclfError(f"pool {pool!r}{f' ({doc_type})' if doc_type else ''} has no passage left "
+                             "without a record or an open pick")
     scores = thresholds = None
     model_name, fingerprint, f1 = "", "", None
     if strategy in ("mixed", "uncertainty") or model_dir is not None:

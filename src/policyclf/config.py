@@ -21,6 +21,10 @@ class DataConfig(_Section):
     regions: list[str] = Field(default_factory=list, description="train only on these regions; empty = all")
     rounds: list[str] | None = Field(
         None, description="keep only pool records of these coding rounds (v1 records are always kept); unset = all")
+    pools: list[str] = Field(
+        default_factory=list,
+        description="train only on passages of these corpus pools (six_regions, six_regions_pool, extension_pool); "
+                    "empty = every pool of the annotation files. The unseen-province pool is never trained on")
 
 
 def _registered(name: str) -> str:

@@ -21,9 +21,16 @@ from policyclf.labels import CATEGORIES, SUBCODE_TO_CATEGORY
 CORPUS_ENV = "POLICYCLF_CORPUS"
 HOME_ENV = "POLICYCLF_HOME"
 SOURCE_CHECKOUT = Path(__file__).resolve().parents[2]  # meaningful only in an editable install
-FINAL_FILES = ("six_regions.jsonl", "six_regions_pool.jsonl", "other_provinces_test.jsonl")
+FINAL_FILES = ("six_regions.jsonl", "six_regions_pool.jsonl", "extension_pool.jsonl", "other_provinces_test.jsonl")
 DOUBLE_CODED_FILE = "double_coded.jsonl"  # one record per (passage, coder); files named double_* alike
 REGIONS = ("beijing", "shanghai", "guangdong", "zhejiang", "jiangsu", "shandong")
+TEST_ONLY_POOL = "other_provinces"  # the unseen-province test set: never trained on
+# coding sets: (double-coded records, final records, agreement file) under data/annotated
+CODING_SETS = {
+    "six_regions": ("double_coded.jsonl", "six_regions.jsonl", "agreement.json"),
+    "pool": ("double_coded_pool.jsonl", "six_regions_pool.jsonl", "agreement_pool.json"),
+    "extension": ("double_coded_extension.jsonl", "extension_pool.jsonl", "agreement_extension.json"),
+}
 ANNOTATION_FIELDS = ("passage_id", "text_sha1", "labels", "subcodes", "coder", "note")
 
 
@@ -236,6 +243,7 @@ def load_examples(
     passages: dict[str, Passage],
     regions: Iterable[str] | None = None,
     rounds: Iterable[str] | None = None,
+    pools: Iterable[str] | None = None,
 ) -> list[Example]:
     """Join final annotation files with corpus text.
 
@@ -243,8 +251,10 @@ def load_examples(
         regions: keep only these regions (default: all).
         rounds: keep only records of these coding rounds, plus records without a round
             (the v1 sets); default: all records.
+        pools: keep only passages of these corpus pools (default: all).
     """
     keep = set(regions) if regions else None
+    keep_pools = set(pools) if pools else None
     keep_rounds = set(rounds) if rounds is not None else None
     seen: dict[str, str] = {}
     examples = []
@@ -255,6 +265,8 @@ def load_examples(
             seen[ann.passage_id] = ann.source
             p = passages[ann.passage_id]
             if keep_rounds is not None and ann.round and ann.round not in keep_rounds:
+                continue
+            if keep_pools is not None and p.pool not in keep_pools:
                 continue
             if keep is None or p.region in keep:
                 examples.append(Example(p, ann.labels, ann.subcodes))
@@ -276,6 +288,7 @@ class CheckReport:
     files: dict[str, int]
     counts: dict[str, Counter]  # region -> Counter(category), plus "_n" -> passages
     coverage: dict[str, tuple[int, int]]  # pool -> (annotated, in corpus)
+    by_source: dict[tuple[str, str, str], Counter]  # (pool, region, doc_type) -> Counter as in counts
 
 
 def check_annotations(
@@ -298,16 +311,18 @@ def check_annotations(
         files[path.name] = len(read_annotations(path, passages, final=final))
     examples = load_examples(finals, passages)
     counts: dict[str, Counter] = {}
+    by_source: dict[tuple[str, str, str], Counter] = {}
     for e in examples:
-        c = counts.setdefault(e.passage.region, Counter())
-        c["_n"] += 1
-        c.update(e.labels)
-        if not e.labels:
-            c["_none"] += 1
+        for c in (counts.setdefault(e.passage.region, Counter()),
+                  by_source.setdefault((e.passage.pool, e.passage.region, e.passage.doc_type), Counter())):
+            c["_n"] += 1
+            c.update(e.labels)
+            if not e.labels:
+                c["_none"] += 1
     pool_total = Counter(p.pool for p in passages.values())
     pool_done = Counter(e.passage.pool for e in examples)
     coverage = {pool: (pool_done[pool], pool_total[pool]) for pool in sorted(pool_total)}
-    return CheckReport(files=files, counts=counts, coverage=coverage)
+    return CheckReport(files=files, counts=counts, coverage=coverage, by_source=dict(sorted(by_source.items())))
 
 
 def compute_agreement(double_file: str | os.PathLike[str], final_file: str | os.PathLike[str],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,11 +141,13 @@ def compute_report(config: Any, out: str | Path, corpus: str | None = None) -> t
 
     out = Path(out)
     n_boot = config.report.bootstrap
-    six = [e for e in training_examples(config, corpus) if e.passage.pool == "six_regions"]
+    trained = training_examples(config, corpus)
+    six = [e for e in trained if e.passage.pool == "six_regions"]
     unseen = unseen_examples(config, corpus)
     report: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": {"six_regions_passages": len(six), "unseen_passages": len(unseen),
+                 "trained_pools": dict(Counter(e.passage.pool for e in trained)),
                  "annotations_fingerprint": training_fingerprint(six)},
         "protocol": {"loro": "train on five regions (thresholds tuned inside them), test on the sixth; "
                              "pooled over the six held-out regions",

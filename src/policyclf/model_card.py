@@ -45,6 +45,8 @@ def limits(meta: dict[str, Any], report: dict[str, Any] | None) -> str:
     unseen_n = (report or {}).get("data", {}).get("unseen_passages")
     lines = ["## Limits",
              f"- Trained on {td['passages']:,} passages from {len(regions) or 'the'} regions"
+             + (" (corpus pools: " + ", ".join(f"{k} {v:,}" for k, v in td["pools"].items()) + ")"
+                if td.get("pools") else "")
              + (f"; transfer to other provinces was measured on {unseen_n} passages of unseen provinces "
                 "(mostly work reports)." if unseen_n else "."),
              "- Gold labels were coded by AI-agent coders following the codebook, with measured agreement and "

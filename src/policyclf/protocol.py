@@ -71,6 +71,23 @@ def reusable_model(directory: str | Path, config: Any, examples: list[Example]) 
     return None
 
 
+def protocol_splits(config: Any, all_train: list[Example], unseen: list[Example]
+                    ) -> list[tuple[str, list[Example], list[Example]]]:
+    """(name, training set, test set) of every split the report needs.
+
+    A leave-one-region-out fold trains on every passage outside the held-out region, so passages
+    of other pools (the v3 ``extension_pool``: other provinces and national texts) are trained on
+    in every fold, and tests on the held-out region's ``six_regions`` passages only. The unseen
+    split trains on everything and tests on the unseen-province set.
+    """
+    splits = [(f"loro-{r}", [e for e in all_train if e.passage.region != r],
+               [e for e in all_train if e.passage.region == r and e.passage.pool == TEST_POOL])
+              for r in (config.report.loro_regions or REGIONS)]
+    if config.report.unseen:
+        splits.append(("unseen", all_train, unseen))
+    return splits
+
+
 def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
                  save_models: str | Path | None = None, reuse_models: list[str | Path] | tuple = (),
                  log: Any = print) -> Path:
@@ -91,12 +108,7 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
     for backend in config.report.backends:
         cfg = copy.deepcopy(config)
         cfg.model.backend = backend
-        splits = [(f"loro-{r}", [e for e in all_train if e.passage.region != r],
-                   [e for e in all_train if e.passage.region == r and e.passage.pool == TEST_POOL])
-                  for r in (config.report.loro_regions or REGIONS)]
-        if config.report.unseen:
-            splits.append(("unseen", all_train, unseen))
-        for name, train_set, test_set in splits:
+        for name, train_set, test_set in protocol_splits(config, all_train, unseen):
             path = prediction_path(out, backend, name)
             model_target = Path(save_models) / backend if save_models and name == "unseen" else None
             need_model = model_target is not None and not (model_target / "meta.json").is_file()

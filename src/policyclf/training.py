@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from policyclf.config import Config
-from policyclf.corpus import Example, load_examples, load_passages, training_fingerprint
+from policyclf.corpus import TEST_ONLY_POOL, Example, load_examples, load_passages, training_fingerprint
 from policyclf.errors import DataError, PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.models.base import BaseClassifier
@@ -32,7 +32,14 @@ def training_examples(config: Config, corpus: str | None = None) -> list[Example
     for f in files:
         if not f.is_file():
             raise DataError(f"{f}: annotation file not found (data.annotations in the config)")
-    examples = load_examples(files, passages, config.data.regions or None, config.data.rounds)
+    if TEST_ONLY_POOL in config.data.pools:
+        raise DataError(f"data.pools names {TEST_ONLY_POOL!r}: that is the unseen-province test set, never trained on")
+    examples = load_examples(files, passages, config.data.regions or None, config.data.rounds, config.data.pools or None)
+    leaked = [e.passage_id for e in examples if e.passage.pool == TEST_ONLY_POOL]
+    if leaked:
+        raise DataError(f"data.annotations hold {len(leaked)} passages of the unseen-province test pool "
+                        f"{TEST_ONLY_POOL!r} (e.g. {leaked[0]}); they are never trained on — remove that file "
+                        "from data.annotations (it belongs in report.test_annotations)")
     if not examples:
         raise DataError(f"no annotated passages in {', '.join(map(str, files))}"
                         + (f" for regions {config.data.regions}" if config.data.regions else ""))
@@ -50,7 +57,8 @@ def label_counts(examples: Sequence[Example]) -> dict[str, Any]:
     c = Counter(lab for e in examples for lab in e.labels)
     return {"passages": len(examples), "per_category": {k: c.get(k, 0) for k in CATEGORIES},
             "unlabelled": sum(1 for e in examples if not e.labels),
-            "regions": dict(Counter(e.passage.region for e in examples))}
+            "regions": dict(Counter(e.passage.region for e in examples)),
+            "pools": dict(Counter(e.passage.pool for e in examples))}
 
 
 def prepare_output_dir(output: str | Path, force: bool) -> Path:

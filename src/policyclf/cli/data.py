@@ -33,6 +33,12 @@ def check_cli(
         table.add_row(region, str(c["_n"]), *[str(c[k]) for k in CATEGORIES], str(c["_none"]))
     console.print(table)
     console.print("columns: " + ", ".join(f"{i + 1}={k}" for i, k in enumerate(CATEGORIES)))
+    sources = Table(title="final labels: passages per pool × region × document type")
+    for col in ["pool", "region", "type", "passages", *[str(i + 1) for i in range(len(CATEGORIES))], "none"]:
+        sources.add_column(col, justify="right")
+    for (pool, region, doc_type), c in rep.by_source.items():
+        sources.add_row(pool, region, doc_type, str(c["_n"]), *[str(c[k]) for k in CATEGORIES], str(c["_none"]))
+    console.print(sources)
     for pool, (done, total) in rep.coverage.items():
         console.print(f"coverage {pool}: {done}/{total} passages have a final record")
     if complete and rep.coverage.get("six_regions", (0, 1))[0] != rep.coverage.get("six_regions", (0, 1))[1]:
@@ -57,19 +63,24 @@ def export_cli(
 @data_app.command("agreement")
 @handle_errors
 def agreement_cli(
-    double: Path = typer.Option(None, "--double", help="double-coded records (default data/annotated/double_coded.jsonl)"),
-    final: Path = typer.Option(None, "--final", help="final records (default data/annotated/six_regions.jsonl)"),
-    output: Path = typer.Option(None, "-o", "--output", help="default data/annotated/agreement.json"),
+    coding_set: str = typer.Option("six_regions", "--set", help="six_regions (v1), pool (v2 rounds) or extension "
+                                   "(v3 rounds): which double-coded/final/agreement files the defaults name"),
+    double: Path = typer.Option(None, "--double", help="double-coded records (default: the set's, e.g. data/annotated/double_coded.jsonl)"),
+    final: Path = typer.Option(None, "--final", help="final records (default: the set's, e.g. data/annotated/six_regions.jsonl)"),
+    output: Path = typer.Option(None, "-o", "--output", help="default: the set's, e.g. data/annotated/agreement.json"),
     corpus: str = typer.Option(None, "--corpus"),
 ) -> None:
     """Inter-coder agreement (kappa, Krippendorff's alpha, MASI alpha) and the human ceiling."""
-    from policyclf.corpus import annotations_dir, compute_agreement
-
-    adir = annotations_dir()
-    result = compute_agreement(double or adir / "double_coded.jsonl", final or adir / "six_regions.jsonl", corpus)
+    from policyclf.corpus import CODING_SETS, annotations_dir, compute_agreement
+    from policyclf.errors import PolicyclfError
     from policyclf.jsonutil import write_json
 
-    out = output or adir / "agreement.json"
+    if coding_set not in CODING_SETS:
+        raise PolicyclfError(f"unknown --set {coding_set!r}; expected one of {', '.join(CODING_SETS)}")
+    adir = annotations_dir()
+    double_name, final_name, out_name = CODING_SETS[coding_set]
+    result = compute_agreement(double or adir / double_name, final or adir / final_name, corpus)
+    out = output or adir / out_name
     write_json(out, result)
     o = result["overall"]
     typer.echo(f"{o['passages']} double-coded passages: exact agreement {o['exact_agreement']:.3f}, "
@@ -82,7 +93,8 @@ def agreement_cli(
 def suggest_cli(
     n: int = typer.Option(..., "-n", min=1, help="passages to pick"),
     output: Path = typer.Option(..., "-o", "--output", help="file for coders (.jsonl, or .json for label-studio)"),
-    pool: str = typer.Option("six_regions_pool", "--pool", help="corpus pool to pick from"),
+    pool: str = typer.Option("six_regions_pool", "--pool", help="corpus pool to pick from (six_regions_pool, extension_pool)"),
+    doc_type: str = typer.Option(None, "--doc-type", help="pick only passages of this document type (regulation, work_report)"),
     model: Path = typer.Option(None, "--model", help="model whose scores guide the picks (default: the shipped model)"),
     strategy: str = typer.Option("mixed", "--strategy", help="mixed, uncertainty, diversity or random"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl, label-studio or doccano"),
@@ -100,7 +112,7 @@ def suggest_cli(
 
     from policyclf.active import suggest_to_files
 
-    res = suggest_to_files(n, output, pool=pool, model_dir=model, strategy=strategy, fmt=fmt, seed=seed,
+    res = suggest_to_files(n, output, pool=pool, doc_type=doc_type, model_dir=model, strategy=strategy, fmt=fmt, seed=seed,
                            exclude_picks=exclude_picks, heldout_report=heldout_report,
                            with_predictions=with_predictions, corpus=corpus, root=root, force=force,
                            progress=not quiet)
