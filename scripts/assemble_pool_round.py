@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
-"""Assemble one coding round of the six_regions_pool from a coding workspace (kept outside the repo).
+"""Assemble one coding round of a pool from a coding workspace (kept outside the repo).
 
-Workspace layout for round NAME (made by the coding workspace's make_batches.py):
+Workspace layout for round NAME (made by scripts/make_coding_round.py):
   NAME/sets.json            {"passages": [...], "double": [...]}: the round and its 20 % overlap
   NAME/A*/out.jsonl         single coders' records ({passage_id, labels, subcodes, note})
-  NAME/B1/out.jsonl         the second coder's records on the overlap
+  NAME/B*/out.jsonl         the second coders' records on the overlap
   NAME/J1/out.jsonl         the adjudicator's records for the disagreements (after step 1)
 
 Step 1 (`--prepare-adjudication`): checks every coder file with `policyclf data import`'s checks,
 and writes NAME/J1/in.jsonl: the passages whose label sets differ, with the two codings in random
 order as "coding 1" / "coding 2" (blind to which coder made which).
-Step 2 (default): writes the round's final records into data/annotated/six_regions_pool.jsonl
-(replacing that round's earlier records), both coders' overlap records into
-data/annotated/double_coded_pool.jsonl, and the picks log into data/annotated/rounds/NAME.picks.jsonl.
+Step 2 (default): writes the round's final records into the set's final file (`--set pool`:
+data/annotated/six_regions_pool.jsonl, `--set extension`: extension_pool.jsonl; replacing that
+round's earlier records), both coders' overlap records into its double-coded file, and the picks
+log (if the round was picked by `data suggest`) into data/annotated/rounds/NAME.picks.jsonl.
 
-Usage: scripts/assemble_pool_round.py WORKSPACE/NAME --picks PICKS_LOG [--prepare-adjudication]
+Usage: scripts/assemble_pool_round.py WORKSPACE/NAME [--set pool|extension] [--picks PICKS_LOG] [--prepare-adjudication]
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from policyclf.annotation_tools import import_records  # noqa: E402
-from policyclf.corpus import annotations_dir, load_passages, read_jsonl  # noqa: E402
-
-FINAL = "six_regions_pool.jsonl"
-DOUBLE = "double_coded_pool.jsonl"
+from policyclf.corpus import CODING_SETS, annotations_dir, load_passages, read_jsonl  # noqa: E402
 
 
 def coder_records(path: Path, letter: str, passages) -> dict[str, dict]:
@@ -46,7 +44,8 @@ def rewrite(path: Path, keep, new: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("round_dir", type=Path)
-    ap.add_argument("--picks", type=Path, required=True)
+    ap.add_argument("--set", dest="coding_set", choices=["pool", "extension"], default="pool")
+    ap.add_argument("--picks", type=Path, help="the data suggest picks log of an actively picked round")
     ap.add_argument("--prepare-adjudication", action="store_true")
     ap.add_argument("--corpus")
     args = ap.parse_args()
@@ -56,11 +55,13 @@ def main() -> None:
     single: dict[str, dict] = {}
     for d in sorted(rd.glob("A*")):
         single.update(coder_records(d / "out.jsonl", "A", passages))
-    second = coder_records(rd / "B1" / "out.jsonl", "B", passages)
+    second: dict[str, dict] = {}
+    for d in sorted(rd.glob("B*")):
+        second.update(coder_records(d / "out.jsonl", "B", passages))
     missing = [p for p in sets["passages"] if p not in single]
     if missing or set(second) != set(sets["double"]):
         sys.exit(f"{name}: {len(missing)} passages without a single coding, "
-                 f"{len(set(sets['double']) ^ set(second))} overlap passages not matching the B coder's file")
+                 f"{len(set(sets['double']) ^ set(second))} overlap passages not matching the B coders' files")
     disagree = [p for p in sets["double"] if set(single[p]["labels"]) != set(second[p]["labels"])]
     if args.prepare_adjudication:
         rng = random.Random(name)
@@ -86,10 +87,12 @@ def main() -> None:
         final.append({**rec, "round": name})
     double = [{**single[p], "round": name} for p in sets["double"]] + [{**second[p], "round": name} for p in sets["double"]]
     adir = annotations_dir()
-    rewrite(adir / FINAL, lambda r: r.get("round") != name, final)
-    rewrite(adir / DOUBLE, lambda r: r.get("round") != name, double)
-    (adir / "rounds").mkdir(exist_ok=True)
-    (adir / "rounds" / f"{name}.picks.jsonl").write_text(args.picks.read_text(encoding="utf-8"), encoding="utf-8")
+    double_name, final_name, _ = CODING_SETS[args.coding_set]
+    rewrite(adir / final_name, lambda r: r.get("round") != name, final)
+    rewrite(adir / double_name, lambda r: r.get("round") != name, double)
+    if args.picks:
+        (adir / "rounds").mkdir(exist_ok=True)
+        (adir / "rounds" / f"{name}.picks.jsonl").write_text(args.picks.read_text(encoding="utf-8"), encoding="utf-8")
     labelled = sum(1 for r in final if r["labels"])
     print(f"{name}: {len(final)} final records ({labelled} with labels), {len(disagree)} adjudicated, "
           f"{len(sets['double'])} double-coded")

@@ -23,7 +23,7 @@ def check_cli(
     from policyclf.errors import DataError
 
     rep = check_annotations(root, corpus)
-    console = Console()
+    console = Console(width=max(Console().width, 130))  # the pool × region × type table needs the width
     for name, n in sorted(rep.files.items()):
         console.print(f"{name}: {n} records OK")
     table = Table(title="final labels: passages per region × category")
