@@ -534,3 +534,38 @@ def test_a_checkpoint_that_is_not_plain_tensors_is_never_unpickled_but_ignored(t
     assert "ignoring unreadable checkpoint" in caplog.text
     assert len(again.validation_["history"]) == 3
     np.testing.assert_allclose(again.predict_proba(texts), whole, atol=1e-6)
+
+
+def test_bf16_training_gives_finite_losses_and_scores_close_to_float32(tiny_bert_dir):
+    """training.precision = bfloat16: autocast forward/backward, float32 master weights and optimiser."""
+    texts, labels = toy_data(2)
+    fp32 = tiny(tiny_bert_dir, epochs=3, training_precision="float32", inference_dtype="float32").fit(texts, labels)
+    bf16 = tiny(tiny_bert_dir, epochs=3, training_precision="bfloat16", inference_dtype="float32").fit(texts, labels)
+    assert fp32.validation_["training_precision"] == "float32"
+    assert bf16.validation_["training_precision"] == "bfloat16"
+    assert bf16.validation_["training_precision_reason"] == "set explicitly"
+    for h in bf16.validation_["history"]:
+        assert np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"])
+    assert all(p.dtype == torch.float32 for p in bf16.encoder_.parameters())  # master weights stay fp32
+    a, b = fp32.predict_proba(texts), bf16.predict_proba(texts)
+    assert np.isfinite(b).all()
+    assert np.abs(a - b).max() < 0.1  # bf16 rounding over 3 epochs moves scores a little, not a lot
+    assert not np.array_equal(a, b)  # and it did train in another precision
+    with pytest.raises(ModelError, match="expected auto, float32, bfloat16"):
+        BertClassifier(training_precision="int8")
+
+
+@pytest.mark.parametrize("native, expected", [(False, "float32"), (True, "bfloat16")])
+def test_auto_training_precision_follows_the_hardware(tiny_bert_dir, monkeypatch, native, expected):
+    from policyclf import hardware
+    from policyclf.config import Config
+
+    flags = {"avx2": True, "avx512_bf16": native, "amx_bf16": False}
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"model": "test", "flags": flags, "cores": 2, "machine": "x86_64"})
+    for key in hardware.ISA_LIMIT_VARS:
+        monkeypatch.delenv(key, raising=False)
+    assert Config().training.precision == "auto"
+    model = tiny(tiny_bert_dir, device="cpu")
+    model._build()
+    assert model.training_precision_ == expected
+    assert model._autocast().__class__.__name__ == ("autocast" if native else "nullcontext")

@@ -76,6 +76,10 @@ class TrainingConfig(_Section):
         0, ge=0, description="BERT: ≥ 2 = train on all passages for `epochs` and tune thresholds on out-of-fold "
                              "scores of this many grouped folds (cross-fitting); 0 = v1 recipe (random hold-out)")
     max_pos_weight: float = Field(10.0, ge=1)
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="BERT training precision: bfloat16 autocast (fp32 master weights and optimiser) or "
+                            "float32; auto = bfloat16 on a GPU or a CPU with native bf16 (AMX / avx512_bf16), "
+                            "float32 elsewhere (emulated bf16 is ~10x slower)")
     device: str = Field("auto", description="auto, cpu or cuda")
     num_threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
 

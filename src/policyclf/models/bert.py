@@ -10,9 +10,7 @@ windows whose scores are max-pooled, in training and in inference.
 from __future__ import annotations
 
 import json
-import math
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +21,12 @@ from torch import nn
 
 from policyclf.config import Config
 from policyclf.errors import ModelError
-from policyclf.labels import labels_to_matrix
 from policyclf.models.base import BaseClassifier
-from policyclf.thresholds import tune_thresholds
 
 WEIGHTS_FILE = "weights.safetensors"
 _D = Config()  # defaults come from the config schema: one source of truth
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "int8")
+TRAINING_DTYPES = ("auto", "float32", "bfloat16")
 WEIGHTS_FORMATS = ("fp16", "int8_delta")
 
 # bfloat16 forward passes use fixed batch shapes. The low-precision kernels (oneDNN/AMX on a CPU,
@@ -110,7 +107,9 @@ class BertClassifier(BaseClassifier):
             bf16 instructions, float32 elsewhere: emulated bf16 is ~10x slower), 'bfloat16'
             (autocast), 'float32', or 'int8' (dynamic quantization of linear layers on CPU; its
             scores depend on the other passages in a batch, so it is never chosen by 'auto').
-            Training is always fp32 on CPU, bf16 autocast on GPU.
+        training_precision: 'auto' (bfloat16 autocast on a GPU or a CPU with native bf16, float32
+            elsewhere: the same rule as inference), 'float32' or 'bfloat16'. Master weights, the
+            optimiser and the loss stay float32 either way.
         inference_batch_size: at most this many windows per forward pass in ``predict_proba``.
         inference_batch_tokens: at most this many padded tokens per forward pass (0 = no limit).
             Windows are sorted by length, so a batch of short windows holds more of them.
@@ -126,6 +125,7 @@ class BertClassifier(BaseClassifier):
                                         "threshold_folds",
                                         "weight_decay", "warmup_ratio", "validation_fraction", "patience",
                                         "max_pos_weight", "seed", "num_threads")},
+        "training_precision": ("training", "precision"),
     }
 
     RUNTIME_OPTIONS = ("device", "inference_dtype", "inference_batch_size", "inference_batch_tokens", "progress")
@@ -142,6 +142,7 @@ class BertClassifier(BaseClassifier):
                  threshold_folds: int = _D.training.threshold_folds, use_heading: bool = _D.model.use_heading,
                  max_pos_weight: float = _D.training.max_pos_weight, seed: int = _D.training.seed,
                  num_threads: int = _D.training.num_threads,
+                 training_precision: str = _D.training.precision,
                  inference_dtype: str = _D.model.inference_dtype,
                  inference_batch_size: int = _D.model.inference_batch_size,
                  inference_batch_tokens: int = _D.model.inference_batch_tokens,
@@ -172,6 +173,9 @@ class BertClassifier(BaseClassifier):
         if inference_dtype not in INFERENCE_DTYPES:
             raise ModelError(f"inference_dtype {inference_dtype!r}: expected {', '.join(INFERENCE_DTYPES)}")
         self.inference_dtype = inference_dtype
+        if training_precision not in TRAINING_DTYPES:
+            raise ModelError(f"training precision {training_precision!r}: expected {', '.join(TRAINING_DTYPES)}")
+        self.training_precision = training_precision
         self.inference_batch_size = inference_batch_size
         self.inference_batch_tokens = inference_batch_tokens
         self.progress = progress
@@ -320,255 +324,61 @@ class BertClassifier(BaseClassifier):
             info["tokenizer"] = self.tokenizer_.kind
         return info
 
+    @property
+    def training_precision_(self) -> str:
+        """The training precision in use: ``training_precision``, with ``auto`` resolved by the hardware."""
+        if getattr(self, "_training_precision", None) is None:
+            from policyclf.hardware import resolve_precision
+
+            self._training_precision, why = resolve_precision(self.training_precision, self.device_.type)
+            import logging
+
+            logging.getLogger("policyclf").info("BERT training precision: %s (%s)", self._training_precision, why)
+            self.training_precision_reason_ = why
+        return self._training_precision
+
     def _autocast(self, inference: bool = False):
-        if self.device_.type == "cuda":
+        """bfloat16 autocast where the precision in use (inference or training) is bfloat16."""
+        if self.device_.type == "cuda" and inference:  # GPU inference: bf16 as before (auto resolves to it)
             return torch.autocast("cuda", dtype=torch.bfloat16)
-        if inference and self.precision_ == "bfloat16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+        if (self.precision_ if inference else self.training_precision_) == "bfloat16":
+            return torch.autocast(self.device_.type, dtype=torch.bfloat16)
         import contextlib
 
         return contextlib.nullcontext()
 
-    # ------------------------------------------------------------ training
+    # ------------------------------------------------------------ training (the loop: bert_training.py)
     def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
             groups: Sequence[str] | None = None, headings: Sequence[str] | None = None) -> "BertClassifier":
-        """Fine-tune on passages and set per-category thresholds.
+        """Fine-tune on passages and set per-category thresholds (see :func:`policyclf.models.bert_training.fit`)."""
+        from policyclf.models import bert_training
 
-        With ``threshold_folds`` ≥ 2 (cross-fitting): every passage is trained on, for exactly
-        ``epochs`` epochs; thresholds are tuned on out-of-fold scores of ``threshold_folds``
-        models fitted the same way on the other folds (documents kept in one fold). Otherwise
-        (``threshold_folds`` = 0, the v1 recipe): a random ``validation_fraction`` is held out
-        for early stopping and threshold tuning.
-        """
-        heads = list(headings) if headings is not None else [""] * len(texts)
-        if self.threshold_folds < 2:
-            return self._fit_core(texts, labels, holdout=True, headings=heads)
-        from sklearn.model_selection import GroupKFold
-
-        texts = list(texts)
-        y = labels_to_matrix(labels, self.labels)
-        groups = list(groups) if groups is not None else [str(i) for i in range(len(texts))]
-        folds = min(self.threshold_folds, len(set(groups)))
-        oof = np.zeros(y.shape)
-        for k, (tr, te) in enumerate(GroupKFold(n_splits=folds).split(texts, groups=groups)):
-            inner = BertClassifier(**{**self.params(), "threshold_folds": 0, "seed": self.seed + 1 + k},
-                                   device=self.device, progress=self.progress)
-            inner._fit_core([texts[i] for i in tr], [list(labels[i]) for i in tr], holdout=False,
-                            headings=[heads[i] for i in tr])
-            oof[te] = inner.predict_proba([texts[i] for i in te], [heads[i] for i in te])
-            del inner
-        self._fit_core(texts, labels, holdout=False, headings=heads)
-        self.thresholds_ = tune_thresholds(y, oof)
-        from policyclf.metrics import macro_f1, micro_f1
-
-        pred = oof >= self.thresholds_
-        self.validation_ = {**self.validation_,
-                            "method": f"{folds}-fold cross-fitting (grouped by document): thresholds tuned on "
-                                      "out-of-fold scores; the model trains on every passage for a fixed number of "
-                                      "epochs (figures below are optimistic: thresholds tuned on the same scores)",
-                            "macro_f1": macro_f1(y, pred), "micro_f1": micro_f1(y, pred)}
-        return self
+        return bert_training.fit(self, texts, labels, groups, headings)
 
     def _fit_core(self, texts: Sequence[str], labels: Sequence[Sequence[str]], holdout: bool,
                   headings: Sequence[str] | None = None, targets: np.ndarray | None = None,
                   n_gold: int | None = None, sources: Sequence[int] | None = None) -> "BertClassifier":
-        """One fine-tuning run; with ``holdout``, early stopping and thresholds on a random split.
+        """One fine-tuning run (see :func:`policyclf.models.bert_training.fit_core`)."""
+        from policyclf.models import bert_training
 
-        ``targets`` (n, 7 probabilities) replaces the 0/1 labels as the training target (soft
-        targets of a teacher; the positive weighting is then off, since the targets already carry
-        the teacher's scale). Only the first ``n_gold`` passages (default all) have gold labels:
-        the validation split is drawn from them and thresholds are tuned on their gold labels.
-        ``sources`` gives, for each of the other inputs, the gold passage it was cut from: an input
-        cut from a validation passage is not trained on, so the validation split stays unseen.
-        """
-        from tqdm import tqdm
-        from transformers import get_linear_schedule_with_warmup
-
-        texts = list(texts)
-        if len(texts) < 4:
-            raise ModelError("need at least 4 training passages")
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed)
-        if self.device == "cpu" or not torch.cuda.is_available():
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        self._build()
-        n_gold = len(texts) if n_gold is None else n_gold
-        gold = labels_to_matrix([list(l) for l in labels[:n_gold]], self.labels).astype(np.float32)
-        if targets is not None:
-            if targets.shape != (len(texts), len(self.labels)):
-                raise ModelError(f"targets of shape {targets.shape}, expected {(len(texts), len(self.labels))}")
-            y = np.asarray(targets, dtype=np.float32)
-        else:
-            y = gold
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(n_gold)
-        n_val = max(1, int(round(self.validation_fraction * n_gold))) if holdout else 0
-        val_idx = np.sort(order[:n_val])
-        extra = np.arange(n_gold, len(texts))
-        if sources is not None:
-            if len(sources) != len(extra):
-                raise ModelError(f"{len(sources)} sources for {len(extra)} inputs beyond the gold passages")
-            extra = extra[~np.isin(np.asarray(sources, dtype=int), val_idx)]
-        train_idx = np.sort(np.concatenate([order[n_val:], extra])).astype(int)
-
-        windows, owner = self._windows(texts, headings)
-        cached = self._cache_bottom(windows)
-        by_passage: list[list[int]] = [[] for _ in texts]
-        for w, p in enumerate(owner):
-            by_passage[p].append(w)
-
-        pos = y[train_idx].sum(0)
-        neg = len(train_idx) - pos
-        weights = np.clip(neg / np.maximum(pos, 1), 1.0, self.max_pos_weight) if targets is None else np.ones(len(pos))
-        pos_weight = torch.tensor(weights, dtype=torch.float32, device=self.device_)
-        prior = np.clip(pos / len(train_idx), 1e-3, 1 - 1e-3)
-        with torch.no_grad():
-            self.head_[1].bias.copy_(torch.tensor(np.log(prior / (1 - prior)), dtype=torch.float32))
-        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        layers = self.encoder_.encoder.layer
-        top_params = [p for layer in layers[self.split_:] for p in layer.parameters()]
-        param_groups = []
-        for i in range(self.split_, len(layers)):  # layer-wise decay: lower layers learn more slowly
-            lr = self.learning_rate * self.layer_lr_decay ** (len(layers) - 1 - i)
-            params = list(layers[i].parameters())
-            param_groups += [{"params": [p for p in params if p.ndim > 1], "lr": lr, "weight_decay": self.weight_decay},
-                             {"params": [p for p in params if p.ndim == 1], "lr": lr, "weight_decay": 0.0}]
-        param_groups.append({"params": list(self.head_.parameters()), "lr": self.head_learning_rate, "weight_decay": 0.0})
-        optim = torch.optim.AdamW(param_groups)
-        steps_per_epoch = math.ceil(len(train_idx) / self.batch_size)
-        total = steps_per_epoch * self.epochs
-        sched = get_linear_schedule_with_warmup(optim, int(self.warmup_ratio * total), total)
-
-        best_loss, best_state, bad_epochs, history = math.inf, None, 0, []
-        best_val_scores = None
-        started = time.time()
-        bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not self.progress, file=sys.stderr)
-        ckpt = self._checkpoint_path(texts, y, headings, holdout, n_gold, train_idx if sources is not None else None)
-        start_epoch = 0
-        saved = self._read_checkpoint(ckpt) if ckpt is not None else None
-        if saved is not None:  # a run killed after some epochs: continue after the last one
-            self._load_trained_state(saved["model"])
-            optim.load_state_dict(saved["optim"])
-            sched.load_state_dict(saved["sched"])
-            rng.bit_generator.state = saved["rng"]
-            torch.set_rng_state(saved["torch_rng"])
-            best_loss, best_state, bad_epochs = saved["best_loss"], saved["best_state"], saved["bad_epochs"]
-            history, start_epoch = saved["history"], saved["epoch"]
-            best_val_scores = None if saved["best_val_scores"] is None else saved["best_val_scores"].numpy()
-            bar.update(start_epoch * steps_per_epoch)
-            import logging
-
-            logging.getLogger("policyclf").info("resuming fine-tuning after epoch %d from %s", start_epoch, ckpt)
-        for epoch in range(start_epoch, self.epochs):
-            self.encoder_.train()
-            self.head_.train()
-            batches = self._length_batches(train_idx, by_passage, windows, rng)
-            epoch_loss = 0.0
-            for batch in batches:
-                logits = self._passage_logits(batch, by_passage, cached)
-                loss = loss_fn(logits, torch.from_numpy(y[batch]).to(self.device_))
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(top_params + list(self.head_.parameters()), 1.0)
-                optim.step()
-                sched.step()
-                epoch_loss += loss.item() * len(batch)
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-            if not holdout:  # fixed epochs, every passage trained on
-                history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx)})
-            else:
-                val_logits = self._eval_logits(val_idx, by_passage, cached)
-                val_loss = float(loss_fn(val_logits, torch.from_numpy(y[val_idx]).to(self.device_)))
-                history.append({"epoch": epoch + 1, "train_loss": epoch_loss / len(train_idx), "val_loss": val_loss})
-                if val_loss < best_loss - 1e-4:
-                    best_loss, bad_epochs = val_loss, 0
-                    best_state = {k: v.detach().clone() for k, v in self._trained_state().items()}
-                    best_val_scores = torch.sigmoid(val_logits).float().cpu().numpy()
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= self.patience:
-                        break
-            if ckpt is not None and epoch + 1 < self.epochs:
-                self._save_checkpoint(ckpt, {
-                    "epoch": epoch + 1, "model": self._trained_state(), "optim": optim.state_dict(),
-                    "sched": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "best_loss": best_loss, "best_state": best_state, "bad_epochs": bad_epochs, "history": history,
-                    "best_val_scores": None if best_val_scores is None else torch.from_numpy(best_val_scores)})
-        bar.close()
-        if ckpt is not None:
-            ckpt.unlink(missing_ok=True)
-        if not holdout:
-            self.thresholds_ = np.full(len(self.labels), 0.5)
-            self.validation_ = {"method": f"no hold-out: {self.epochs} epochs on all {len(train_idx)} passages",
-                                "history": history, "train_seconds": round(time.time() - started, 1)}
-            self.encoder_.eval()
-            self.head_.eval()
-            del cached
-            return self
-        if best_state is None:
-            raise ModelError("training failed: the validation loss was never finite (NaN or inf) in "
-                             f"{len(history)} epoch(s); lower training.learning_rate or check the data")
-        self._load_trained_state(best_state)
-        self.thresholds_ = tune_thresholds(gold[val_idx], best_val_scores)
-        from policyclf.metrics import macro_f1, micro_f1
-
-        pred = best_val_scores >= self.thresholds_
-        self.validation_ = {
-            "method": f"random {len(val_idx)}-passage validation split (thresholds tuned on it: optimistic)",
-            "macro_f1": macro_f1(gold[val_idx], pred), "micro_f1": micro_f1(gold[val_idx], pred),
-            "best_val_loss": best_loss, "history": history, "train_seconds": round(time.time() - started, 1),
-            "trained_inputs": len(train_idx),
-        }
-        self.encoder_.eval()
-        self.head_.eval()
-        del cached
-        return self
+        return bert_training.fit_core(self, texts, labels, holdout, headings, targets, n_gold, sources)
 
     def _checkpoint_path(self, texts: Sequence[str], y: np.ndarray, headings: Sequence[str] | None, holdout: bool,
                          n_gold: int, train_idx: np.ndarray | None = None) -> Path | None:
-        """Where this exact fine-tuning run keeps its end-of-epoch checkpoint (``$POLICYCLF_CACHE/checkpoints``).
+        from policyclf.models import bert_training
 
-        The key covers the settings, the passages, their targets and headings; the file is deleted
-        when the run finishes. ``POLICYCLF_CHECKPOINTS=0`` turns checkpoints off.
-        """
-        import hashlib
-        import os
-
-        if os.environ.get("POLICYCLF_CHECKPOINTS", "1") in ("0", ""):
-            return None
-        from policyclf.models.base_model import cache_dir
-
-        h = hashlib.sha1(json.dumps({k: v for k, v in self.params().items()
-                                     if k not in ("inference_dtype", "inference_batch_size", "inference_batch_tokens",
-                                                  "num_threads")},
-                                    sort_keys=True, default=str).encode())
-        h.update(json.dumps([list(texts), list(headings or []), holdout, n_gold], ensure_ascii=False).encode())
-        h.update(np.ascontiguousarray(y, dtype=np.float32).tobytes())
-        if train_idx is not None:  # inputs left out of training (cut from validation passages)
-            h.update(np.ascontiguousarray(train_idx, dtype=np.int64).tobytes())
-        return cache_dir() / "checkpoints" / f"fit-{h.hexdigest()[:20]}.pt"
+        return bert_training.checkpoint_path(self, texts, y, headings, holdout, n_gold, train_idx)
 
     def _read_checkpoint(self, path: Path) -> dict[str, Any] | None:
-        """The saved end-of-epoch state at ``path``, or None if there is none or it cannot be read
-        as tensors and plain values only (it is never unpickled as arbitrary objects)."""
-        if not path.is_file():
-            return None
-        try:
-            return torch.load(path, map_location=getattr(self, "device_", "cpu"), weights_only=True)
-        except Exception as exc:  # a truncated file, or one written by an older policyclf
-            import logging
+        from policyclf.models import bert_training
 
-            logging.getLogger("policyclf").warning("ignoring unreadable checkpoint %s (%s); training from the start",
-                                                   path, str(exc).splitlines()[0][:120])
-            return None
+        return bert_training.read_checkpoint(self, path)
 
     @staticmethod
     def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        from policyclf.models import bert_training
+
+        bert_training.save_checkpoint(path, state)
 
     def _cache_bottom(self, windows: list[list[int]]) -> list[torch.Tensor]:
         """Frozen lower-layer outputs of every window (computed once, reused every epoch).
@@ -641,14 +451,6 @@ class BertClassifier(BaseClassifier):
             out += [(members[s:s + rows], width, rows) for s in range(0, len(members), rows)]
         return out
 
-    def _length_batches(self, idx: np.ndarray, by_passage, windows, rng) -> list[np.ndarray]:
-        """Shuffled batches of passages of similar length (less padding, same randomness per seed)."""
-        lengths = np.array([sum(len(windows[w]) for w in by_passage[p]) for p in idx], dtype=float)
-        noisy = lengths * rng.uniform(0.9, 1.1, len(idx))
-        sorted_idx = idx[np.argsort(noisy)]
-        batches = [sorted_idx[s:s + self.batch_size] for s in range(0, len(sorted_idx), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
 
     def _passage_logits(self, batch: np.ndarray, by_passage, cached) -> torch.Tensor:
         win = [w for p in batch for w in by_passage[p]]
