@@ -130,5 +130,6 @@ def test_shipped_configs_leave_precision_to_the_hardware():
     for path in paths:
         cfg = load_config(path)
         assert cfg.model.inference_dtype == "auto", path
+        assert cfg.training.precision == "auto", path
         for f in cfg.data.annotations:
             assert cfg.resolve(f).is_file(), (path, f)
