@@ -39,10 +39,11 @@ def ext_repo(fake_repo, fake_corpus):
     return fake_repo
 
 
-def config(repo, *pools, annotations=("six_regions.jsonl", "extension_pool.jsonl")):
+def config(repo, *pools, annotations=("six_regions.jsonl", "extension_pool.jsonl"), exclude=()):
     cfg = repo / "cfg.toml"
     files = ", ".join(f'"data/annotated/{a}"' for a in annotations)
     cfg.write_text(f'[data]\nannotations = [{files}]\npools = {json.dumps(list(pools))}\n'
+                   f'exclude_sources = {json.dumps(list(exclude))}\n'
                    '[model]\nbackend = "tfidf"\n[report]\ntest_annotations = "data/annotated/other_provinces_test.jsonl"\n',
                    encoding="utf-8")
     return load_config(cfg)
@@ -125,3 +126,14 @@ def test_agreement_on_the_extension_set(ext_repo, fake_corpus, monkeypatch):
     assert data["overall"]["passages"] == 4 and data["per_round"]["xr1"]["overall"]["passages"] == 4
     bad = runner.invoke(app, ["data", "agreement", "--set", "v9", "--corpus", str(fake_corpus)])
     assert bad.exit_code == 1 and "unknown --set" in bad.output
+
+
+def test_an_extension_source_can_be_left_out(ext_repo, fake_corpus):
+    full = training_examples(config(ext_repo), str(fake_corpus))
+    assert label_counts(full)["extension_sources"] == {"provincial_laws": (len(TOY) + 1) // 2,
+                                                       "state_council_reports": (len(TOY) + 1) // 2}
+    without = training_examples(config(ext_repo, exclude=["state_council_reports"]), str(fake_corpus))
+    assert {e.passage.region for e in without if e.passage.pool == "extension_pool"} == {"gansu"}
+    assert len(full) - len(without) == (len(TOY) + 1) // 2
+    with pytest.raises(Exception, match="exclude_sources"):
+        config(ext_repo, exclude=["provincial_reports"])

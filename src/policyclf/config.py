@@ -25,6 +25,9 @@ class DataConfig(_Section):
         default_factory=list,
         description="train only on passages of these corpus pools (six_regions, six_regions_pool, extension_pool); "
                     "empty = every pool of the annotation files. The unseen-province pool is never trained on")
+    exclude_sources: list[Literal["provincial_laws", "national_laws", "provincial_work_reports",
+                                  "state_council_reports"]] = Field(
+        default_factory=list, description="leave these sources of extension_pool out of training (ablations)")
 
 
 def _registered(name: str) -> str:

@@ -25,6 +25,10 @@ FINAL_FILES = ("six_regions.jsonl", "six_regions_pool.jsonl", "extension_pool.js
 DOUBLE_CODED_FILE = "double_coded.jsonl"  # one record per (passage, coder); files named double_* alike
 REGIONS = ("beijing", "shanghai", "guangdong", "zhejiang", "jiangsu", "shandong")
 TEST_ONLY_POOL = "other_provinces"  # the unseen-province test set: never trained on
+# the four sources of the v3 extension pool: (national?, document type)
+EXTENSION_POOL = "extension_pool"
+EXTENSION_SOURCES = {"provincial_laws": (False, "regulation"), "national_laws": (True, "regulation"),
+                     "provincial_work_reports": (False, "work_report"), "state_council_reports": (True, "work_report")}
 # coding sets: (double-coded records, final records, agreement file) under data/annotated
 CODING_SETS = {
     "six_regions": ("double_coded.jsonl", "six_regions.jsonl", "agreement.json"),
@@ -46,6 +50,14 @@ class Passage:
     seq: int
     heading: str
     text: str
+
+
+def extension_source(passage: Passage) -> str | None:
+    """Which of :data:`EXTENSION_SOURCES` an ``extension_pool`` passage comes from (None for other pools)."""
+    if passage.pool != EXTENSION_POOL:
+        return None
+    key = (passage.region == "national", passage.doc_type)
+    return next(name for name, k in EXTENSION_SOURCES.items() if k == key)
 
 
 @dataclass(frozen=True)

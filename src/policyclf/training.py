@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from policyclf.config import Config
-from policyclf.corpus import TEST_ONLY_POOL, Example, load_examples, load_passages, training_fingerprint
+from policyclf.corpus import (TEST_ONLY_POOL, Example, extension_source, load_examples, load_passages,
+                              training_fingerprint)
 from policyclf.errors import DataError, PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.models.base import BaseClassifier
@@ -35,6 +36,8 @@ def training_examples(config: Config, corpus: str | None = None) -> list[Example
     if TEST_ONLY_POOL in config.data.pools:
         raise DataError(f"data.pools names {TEST_ONLY_POOL!r}: that is the unseen-province test set, never trained on")
     examples = load_examples(files, passages, config.data.regions or None, config.data.rounds, config.data.pools or None)
+    if config.data.exclude_sources:
+        examples = [e for e in examples if extension_source(e.passage) not in config.data.exclude_sources]
     leaked = [e.passage_id for e in examples if e.passage.pool == TEST_ONLY_POOL]
     if leaked:
         raise DataError(f"data.annotations hold {len(leaked)} passages of the unseen-province test pool "
@@ -58,7 +61,8 @@ def label_counts(examples: Sequence[Example]) -> dict[str, Any]:
     return {"passages": len(examples), "per_category": {k: c.get(k, 0) for k in CATEGORIES},
             "unlabelled": sum(1 for e in examples if not e.labels),
             "regions": dict(Counter(e.passage.region for e in examples)),
-            "pools": dict(Counter(e.passage.pool for e in examples))}
+            "pools": dict(Counter(e.passage.pool for e in examples)),
+            "extension_sources": dict(Counter(s for e in examples if (s := extension_source(e.passage))))}
 
 
 def prepare_output_dir(output: str | Path, force: bool) -> Path:
