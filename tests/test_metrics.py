@@ -86,3 +86,23 @@ def test_masi_distance():
     assert masi_distance(f("a"), f("ab")) == pytest.approx(1 - 0.5 * 2 / 3)
     assert masi_distance(f("ab"), f("bc")) == pytest.approx(1 - (1 / 3) * (1 / 3))
     assert masi_distance(f("a"), f("b")) == 1.0
+
+
+def test_subset_macro_counts_only_categories_with_enough_positives():
+    """A genre with 1 positive of a category: the 7-way macro swings on it, the supported one does not."""
+    from policyclf.labels import CATEGORIES
+    from policyclf.metrics import subset_report
+
+    rng = np.random.default_rng(0)
+    y = np.zeros((200, len(CATEGORIES)), bool)
+    y[:, 0] = rng.random(200) < 0.3  # 60-ish positives
+    y[:, 1] = rng.random(200) < 0.2
+    y[0, 2] = True  # a single positive, missed below
+    pred = y.copy()
+    pred[0, 2] = False
+    rep = subset_report(y, pred)
+    assert rep["supported_categories"] == list(CATEGORIES[:2])
+    assert rep["left_out_categories"] == list(CATEGORIES[2:])
+    assert rep["macro_f1_supported"] == 1.0
+    assert rep["macro_f1"] < 1.0  # the one missed positive drags the 7-way average
+    assert rep["per_category"][CATEGORIES[2]]["support"] == 1

@@ -14,7 +14,7 @@ import numpy as np
 from policyclf.corpus import REGIONS, annotations_dir, load_examples, load_passages, training_fingerprint
 from policyclf.errors import DataError
 from policyclf.labels import CATEGORIES, labels_to_matrix
-from policyclf.metrics import macro_f1, multilabel_report, paired_bootstrap
+from policyclf.metrics import macro_f1, multilabel_report, paired_bootstrap, subset_report
 from policyclf.models.base import load_model, read_meta
 from policyclf.protocol import prediction_path, read_predictions, unseen_examples
 from policyclf.scoring import score_texts
@@ -170,7 +170,7 @@ def compute_report(config: Any, out: str | Path, corpus: str | None = None) -> t
         b: dict[str, Any] = {"loro": with_intervals(y, pred, n_boot, groups=docs)}
         b["loro"]["per_region"] = {r: multilabel_report(y[m], pred[m]) for r in REGIONS
                                    if (m := np.array([e.passage.region == r for e in ex])).any()}
-        b["loro"]["per_doc_type"] = {t: multilabel_report(y[m], pred[m]) for t in ("regulation", "work_report")
+        b["loro"]["per_doc_type"] = {t: subset_report(y[m], pred[m]) for t in ("regulation", "work_report")
                                      if (m := np.array([e.passage.doc_type == t for e in ex])).any()}
         b["loro"]["train_seconds"] = sum(v.get("train_seconds", 0) for v in
                                          {v["split"]: v for v in loro_preds.values()}.values())

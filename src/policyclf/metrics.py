@@ -83,6 +83,25 @@ def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, categories: Sequen
     }
 
 
+MIN_SUBSET_SUPPORT = 20  # a subset's macro average counts only categories with this many positives there
+
+
+def subset_report(y_true: np.ndarray, y_pred: np.ndarray, categories: Sequence[str] = CATEGORIES,
+                  min_support: int = MIN_SUBSET_SUPPORT) -> dict[str, Any]:
+    """:func:`multilabel_report` of a subset (a genre, a region) plus the macro-F1 over the categories
+    with at least ``min_support`` positives in it, naming those left out: a category with a handful of
+    positives in a subset would otherwise swing its 7-way macro average."""
+    rep = multilabel_report(y_true, y_pred, categories)
+    kept = [c for c in categories if rep["per_category"][c]["support"] >= min_support]
+    idx = [categories.index(c) for c in kept]
+    y_true, y_pred = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    rep["min_support"] = min_support
+    rep["supported_categories"] = kept
+    rep["left_out_categories"] = [c for c in categories if c not in kept]
+    rep["macro_f1_supported"] = macro_f1(y_true[:, idx], y_pred[:, idx]) if idx else float("nan")
+    return rep
+
+
 # ------------------------------------------------------------------ bootstrap
 
 def bootstrap_indices(n: int, n_boot: int, seed: int = 0, groups: Sequence[Any] | None = None) -> list[np.ndarray]:
