@@ -231,3 +231,11 @@ def test_two_prediction_sets_are_compared_split_by_split_and_pooled(tmp_path):
         assert r["a_macro_f1"] == 1.0 and r["b_macro_f1"] < 1.0 and r["diff"] > 0
         assert r["decision_agreement"] == round(1 - (10 / 40) / 7, 4)
     assert out["pooled"]["passages"] == 80 and out["pooled"]["ci"][0] > 0
+    # per category: only category 0 differs; per genre: the supported macro over categories with ≥ 20 positives
+    pc = out["pooled"]["per_category"]
+    assert pc[CATEGORIES[0]]["a_f1"] == 1.0 and pc[CATEGORIES[0]]["b_f1"] < 1.0
+    assert all(pc[c]["a_f1"] == pc[c]["b_f1"] for c in CATEGORIES[1:] if pc[c]["support"])
+    genre = out["pooled"]["per_doc_type"]["regulation"]
+    assert genre["passages"] == 80
+    assert genre["supported_categories"] == [c for c in CATEGORIES if pc[c]["support"] >= 20]
+    assert genre["a_macro_f1_supported"] == 1.0 and genre["diff"] > 0

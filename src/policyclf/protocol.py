@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from policyclf.corpus import REGIONS, Example, load_examples, load_passages, training_fingerprint
-from policyclf.labels import labels_to_matrix
-from policyclf.metrics import macro_f1, paired_bootstrap
+from policyclf.labels import CATEGORIES, labels_to_matrix
+from policyclf.metrics import MIN_SUBSET_SUPPORT, macro_f1, micro_f1, paired_bootstrap, per_category
 from policyclf.scoring import score_texts
 from policyclf.training import build_model, fit_examples, save_model_atomic, save_predictions, training_examples
 
@@ -156,7 +156,7 @@ def compare_prediction_sets(a_dir: Path, b_dir: Path, examples: list[Example], *
     gold = {e.passage_id: e for e in examples}
     splits = sorted(p.stem for p in Path(a_dir).glob("*.jsonl") if (Path(b_dir) / p.name).is_file())
     rows: list[dict[str, Any]] = []
-    pooled: dict[str, list] = {"y": [], "a": [], "b": [], "docs": []}
+    pooled: dict[str, list] = {"y": [], "a": [], "b": [], "docs": [], "types": []}
     for split in splits:
         ra = read_predictions(Path(a_dir) / f"{split}.jsonl")
         rb = read_predictions(Path(b_dir) / f"{split}.jsonl")
@@ -168,18 +168,47 @@ def compare_prediction_sets(a_dir: Path, b_dir: Path, examples: list[Example], *
         pb = np.array([np.asarray(rb[i]["scores"]) >= np.asarray(rb[i]["thresholds"]) for i in ids])
         docs = [gold[i].passage.doc_id for i in ids]
         rows.append(_paired_row(split, y, pa, pb, docs, n_boot))
-        for k, v in (("y", y), ("a", pa), ("b", pb), ("docs", docs)):
+        for k, v in (("y", y), ("a", pa), ("b", pb), ("docs", docs), ("types", [gold[i].passage.doc_type for i in ids])):
             pooled[k].append(v)
     out: dict[str, Any] = {"a": str(a_dir), "b": str(b_dir), "splits": rows}
     if rows:
-        out["pooled"] = _paired_row("pooled", np.vstack(pooled["y"]), np.vstack(pooled["a"]), np.vstack(pooled["b"]),
-                                    [d for part in pooled["docs"] for d in part], n_boot)
+        y, pa, pb = np.vstack(pooled["y"]), np.vstack(pooled["a"]), np.vstack(pooled["b"])
+        docs = [d for part in pooled["docs"] for d in part]
+        out["pooled"] = _paired_row("pooled", y, pa, pb, docs, n_boot)
+        out["pooled"]["per_doc_type"] = _genre_rows(y, pa, pb, docs, [t for part in pooled["types"] for t in part],
+                                                    n_boot)
     return out
 
 
 def _paired_row(name: str, y: np.ndarray, pa: np.ndarray, pb: np.ndarray, docs: list[str], n_boot: int) -> dict[str, Any]:
     d = paired_bootstrap(macro_f1, y, pa, pb, n_boot=n_boot, groups=docs)
+    fa, fb = per_category(y, pa), per_category(y, pb)
     return {"split": name, "passages": int(len(y)), "a_macro_f1": round(macro_f1(y, pa), 4),
             "b_macro_f1": round(macro_f1(y, pb), 4), "diff": round(d["diff"], 4),
             "ci": [round(d["lo"], 4), round(d["hi"], 4)], "p_value": round(d["p_value"], 4),
-            "decision_agreement": round(float((pa == pb).mean()), 4)}
+            "decision_agreement": round(float((pa == pb).mean()), 4),
+            "per_category": {c: {"support": fa[c]["support"], "a_f1": fa[c]["f1"], "b_f1": fb[c]["f1"]}
+                             for c in CATEGORIES}}
+
+
+def _genre_rows(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, docs: list[str], doc_types: list[str],
+                n_boot: int, min_support: int = MIN_SUBSET_SUPPORT) -> dict[str, Any]:
+    """Per document type: macro-F1 over the categories with ≥ ``min_support`` positives there (named),
+    micro-F1, and the paired document bootstrap of the supported macro-F1 difference."""
+    out = {}
+    types = np.asarray(doc_types)
+    for t in sorted(set(doc_types)):
+        m = types == t
+        support = y[m].sum(0)
+        keep = np.flatnonzero(support >= min_support)
+        row: dict[str, Any] = {"passages": int(m.sum()), "supported_categories": [CATEGORIES[j] for j in keep],
+                               "a_micro_f1": round(micro_f1(y[m], pa[m]), 4), "b_micro_f1": round(micro_f1(y[m], pb[m]), 4)}
+        if len(keep):
+            d = paired_bootstrap(macro_f1, y[m][:, keep], pa[m][:, keep], pb[m][:, keep], n_boot=n_boot,
+                                 groups=[docs[i] for i in np.flatnonzero(m)])
+            row.update({"a_macro_f1_supported": round(macro_f1(y[m][:, keep], pa[m][:, keep]), 4),
+                        "b_macro_f1_supported": round(macro_f1(y[m][:, keep], pb[m][:, keep]), 4),
+                        "diff": round(d["diff"], 4), "ci": [round(d["lo"], 4), round(d["hi"], 4)],
+                        "p_value": round(d["p_value"], 4)})
+        out[t] = row
+    return out
