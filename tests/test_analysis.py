@@ -421,3 +421,56 @@ def test_cli_bad_metadata_is_one_line_and_exit_1(synthetic, model_dir, tmp_path)
     res = CliRunner().invoke(app, ["analyze", str(synthetic["dir"] / "pred.jsonl"), "-o", str(tmp_path / "o"),
                                    "--unit", "sentence", "--model", str(model_dir)])
     assert res.exit_code == 1 and "--unit 'sentence'" in res.output
+
+
+def test_one_document_group_gets_no_pairwise_test(tmp_path, model_dir):
+    rng = np.random.default_rng(9)
+    _, pred, scores = simulate(rng, np.full(7, 0.2), 5, 20)
+    pids = [f"d{i // 20}-{i % 20 + 1:03d}" for i in range(100)]
+    write_rows(tmp_path / "p.jsonl", pids, pred, scores, extra=[{"g": "solo" if i < 20 else "many"} for i in range(100)])
+    with pytest.warns(AnalysisWarning, match="'solo' has 1 document"):
+        res = analyze(tmp_path / "p.jsonl", tmp_path / "out", group_by="g", model_dir=model_dir, n_boot=50, n_perm=50)
+    assert all(np.isnan(r["se"]) and np.isnan(r["p"]) for r in res.report["pairwise"]["rows"])
+    assert "one-document group(s) solo" in res.report["pairwise"]["method"]
+
+
+def test_held_out_validation_corrects_each_region_with_the_other_regions_rates():
+    from policyclf.analysis import held_out_validation
+
+    rates = held_out_rates(np.random.default_rng(6), n_docs=40, per_doc=30)
+    v = held_out_validation(rates)
+    assert {r["region"] for r in v["rows"]} == {"r1", "r2"} and len(v["rows"]) == 14
+    r1 = [r for r in v["rows"] if r["region"] == "r1"]
+    tpr, fpr = rates.without_region("r1").rates()
+    mine = np.array(rates.regions) == "r1"
+    raw = (rates.stats["tp"][mine] + rates.stats["fp"][mine]).sum(0) / rates.n[mine].sum()
+    assert [r["corrected"] for r in r1] == pytest.approx(adjust(raw, tpr, fpr)[1])
+    assert [r["tpr_other_regions"] for r in r1] == pytest.approx(tpr)
+    assert v["mae"]["corrected"] < v["mae"]["raw"]  # same error rates everywhere: the correction helps
+
+
+def test_gold_on_six_region_data(tmp_path):
+    """--gold with a random 30 % of the six-region gold records, on the held-out LORO predictions: the
+    gold-anchored intervals cover the complete gold share in nearly every region × category."""
+    gold_file = ROOT / "data" / "annotated" / "six_regions.jsonl"
+    gold = {r["passage_id"]: r for r in map(json.loads, gold_file.open(encoding="utf-8"))}
+    rows = []
+    for f in sorted((ROOT / "reports" / "distilled" / "predictions" / "distilled").glob("loro-*.jsonl")):
+        for r in map(json.loads, f.open(encoding="utf-8")):
+            rows.append({"passage_id": r["passage_id"], "region": r["split"].removeprefix("loro-"),
+                         "labels": [c for c, s, t in zip(CATEGORIES, r["scores"], r["thresholds"]) if s >= t],
+                         "scores": dict(zip(CATEGORIES, r["scores"]))})
+    (tmp_path / "pred.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    sample = np.random.default_rng(22).choice(sorted(gold), round(0.3 * len(gold)), replace=False)
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(gold[p]) + "\n" for p in sample), encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AnalysisWarning)
+        res = analyze(tmp_path / "pred.jsonl", tmp_path / "out", group_by="region", gold=tmp_path / "gold.jsonl",
+                      model_dir=ROOT / "models" / "policyclf-distilled", n_boot=50, n_perm=50)
+    covered = 0
+    for r in res.prevalence:
+        pids = [x["passage_id"] for x in rows if x["region"] == r["group"]]
+        truth = np.mean([r["category"] in gold[p]["labels"] for p in pids])
+        covered += r["gold_lo"] <= truth <= r["gold_hi"]
+        assert r["n_gold"] == sum(p in set(sample) for p in pids)
+    assert covered >= 0.9 * len(res.prevalence)

@@ -623,13 +623,16 @@ def _pairwise(gdata: list[_GroupData], prevalence: list[dict[str, Any]], boot_co
     if not m:
         return {"rows": [], "note": "one group: no pairs"}
     z = float(norm.ppf(1 - ALPHA / (2 * m)))
+    single = {g.name for g in gdata if len(g.docs) < 2}
     rows = []
     for a, b in pairs:
         for j, cat in enumerate(CATEGORIES):
             d_b = boot_corr[a][:, j] - boot_corr[b][:, j]
             diff = index[(a, cat)]["corrected"] - index[(b, cat)]["corrected"]
-            se = float(np.nanstd(d_b, ddof=1)) if np.isfinite(d_b).sum() > 1 else float("nan")
-            p = float(2 * norm.sf(abs(diff) / se)) if se > 0 and np.isfinite(diff) else (1.0 if diff == 0 else float("nan"))
+            # a one-document group has no between-document spread to resample: no interval, no test
+            se = float(np.nanstd(d_b, ddof=1)) if np.isfinite(d_b).sum() > 1 and not {a, b} & single else float("nan")
+            p = (float(2 * norm.sf(abs(diff) / se)) if se > 0 and np.isfinite(diff)
+                 else 1.0 if diff == 0 and np.isfinite(se) else float("nan"))
             rows.append({"group_a": a, "group_b": b, "category": cat, "diff": diff, "se": se,
                          "lo": diff - z * se, "hi": diff + z * se, "p": p,
                          "raw_diff": index[(a, cat)]["raw"] - index[(b, cat)]["raw"]})
@@ -641,7 +644,8 @@ def _pairwise(gdata: list[_GroupData], prevalence: list[dict[str, Any]], boot_co
     return {"rows": rows, "comparisons": m, "z": z,
             "method": f"corrected share of group_a − group_b; standard error from the document bootstrap (the same "
                       f"error-rate resample in both groups); intervals ±{z:.2f} SE (Bonferroni over {m} comparisons, "
-                      "family-wise 95 %); p from the normal approximation, Holm-adjusted"}
+                      "family-wise 95 %); p from the normal approximation, Holm-adjusted"
+                      + (f"; none for the one-document group(s) {', '.join(sorted(single))}" if single else "")}
 
 
 def _cooccurrence(data: Labelled, groups: Sequence[str | None]) -> dict[str, Any]:
@@ -732,3 +736,45 @@ def _write_xlsx(path: Path, cols: list[str], rows: list[dict[str, Any]], report:
     wb.save(tmp)
     os.replace(tmp, path)
 
+
+
+def held_out_validation(rates: ErrorRates, method: str = "acc", doc_type: str | None = None,
+                        rates_doc_type: str | None = None) -> dict[str, Any]:
+    """Gold, raw and corrected shares per held-out region × category, from a model's held-out statistics.
+
+    Each region's raw share is the share its fold model (trained without the region) labelled; its
+    corrected share uses error rates from the other regions' held-out documents only, so no region is
+    corrected with rates measured on its own passages.
+
+    Args:
+        doc_type: score only documents of this type (the rates still come from all types unless
+            ``rates_doc_type`` names one).
+        rates_doc_type: estimate the error rates from documents of this type only.
+
+    Returns:
+        ``{"rows": [{region, category, n_passages, gold, raw, corrected, …}], "mae": {raw, corrected},
+        "mean_signed_error": {raw, corrected}}`` (means over the cells with an estimate).
+    """
+    rows = []
+    types = np.array(rates.doc_types)
+    for region in sorted(set(rates.regions)):
+        mine = (np.array(rates.regions) == region) & ((types == doc_type) if doc_type else True)
+        if not mine.any():
+            continue
+        others = rates.without_region(region)
+        if rates_doc_type:
+            others = others.of_doc_type(rates_doc_type)
+        tpr, fpr = others.rates(method)
+        n = rates.n[mine].sum()
+        gold = rates.stats["pos"][mine].sum(0) / n
+        raw = (rates.stats["tp"][mine] + rates.stats["fp"][mine]).sum(0) / n
+        q = raw if method == "acc" else (rates.stats["score_pos"][mine] + rates.stats["score_neg"][mine]).sum(0) / n
+        unclipped, corrected = adjust(q, tpr, fpr)
+        for j, cat in enumerate(CATEGORIES):
+            rows.append({"region": region, "category": cat, "n_docs": int(mine.sum()), "n_passages": int(n),
+                         "gold": float(gold[j]), "raw": float(raw[j]), "corrected": float(corrected[j]),
+                         "clipped": bool(unclipped[j] < 0 or unclipped[j] > 1), "tpr_other_regions": float(tpr[j]),
+                         "fpr_other_regions": float(fpr[j])})
+    mae = {k: float(np.nanmean([abs(r[k] - r["gold"]) for r in rows])) for k in ("raw", "corrected")}
+    bias = {k: float(np.nanmean([r[k] - r["gold"] for r in rows])) for k in ("raw", "corrected")}
+    return {"rows": rows, "mae": mae, "mean_signed_error": bias, "method": method, "doc_type": doc_type, "rates_doc_type": rates_doc_type}

@@ -59,6 +59,8 @@ def _raw_vs_corrected(report: dict[str, Any], with_gold: bool) -> str:
     series = [("raw", "raw", "tab:gray", -0.2), ("corrected", "corrected", "tab:blue", 0.0)]
     if with_gold:
         series.append(("gold_anchored", "gold", "tab:orange", 0.2))
+    top = max([r[k] for r in report["prevalence"] for k in ("raw_hi", "corrected_hi", "gold_hi")
+               if r.get(k) is not None and np.isfinite(r[k])] + [0.05])
     for ax, cat in zip(axes, CATEGORIES):
         for key, pre, color, dy in series:
             lo_key, hi_key = (f"{pre}_lo", f"{pre}_hi")
@@ -71,7 +73,7 @@ def _raw_vs_corrected(report: dict[str, Any], with_gold: bool) -> str:
             err = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
             ax.errorbar(v, y + dy, xerr=err, fmt="o", ms=3, color=color, label=key, capsize=2)
         ax.set_title(cat, fontsize=8)
-        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlim(-0.01, min(1.0, top * 1.05) + 0.01)
         ax.grid(axis="x", alpha=.3)
     axes[0].set_yticks(y, groups)
     axes[0].invert_yaxis()
