@@ -514,8 +514,10 @@ def analyze(input_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
             if was_clipped:
                 clipped_any.append(f"{g.name}/{cat} ({unclipped[j]:+.3f})")
             if not np.isfinite(corrected[j]):
-                _warn(f"{g.name}/{cat}: no corrected estimate (held-out TPR {tpr[j]:.3f} ≤ FPR {fpr[j]:.3f}, or unknown)",
-                      notes)
+                c = gr.counts(unit=unit)
+                _warn(f"{g.name}/{cat}: no corrected estimate: the held-out documents give TPR "
+                      f"{int(c['tp'][j])}/{int(c['pos'][j])} and FPR {int(c['fp'][j])}/{int(c['neg'][j])} "
+                      "(the adjustment needs TPR > FPR)", notes)
             prevalence.append({
                 "group": g.name, "category": cat, "n_docs": len(g.docs), "n_passages": int(g.n.sum()),
                 "raw": float(raw[j]), "raw_lo": float(raw_lo[j]), "raw_hi": float(raw_hi[j]),
