@@ -6,7 +6,7 @@ only imports the commands (registering them) and exposes ``app`` and ``main``.
 
 from __future__ import annotations
 
-from policyclf.cli import data, evaluate, label, predict, report, retrain, train  # noqa: F401
+from policyclf.cli import analyze, data, evaluate, label, predict, report, retrain, train  # noqa: F401
 from policyclf.cli._util import app
 
 
