@@ -176,3 +176,24 @@ def test_predict_with_a_distilled_model_loads_without_transformers(tiny_bert_dir
     expected = student.predict_proba(texts[:8])
     got = np.array([[r["scores"][c] for c in student.labels] for r in rows])
     np.testing.assert_allclose(got, expected, atol=1e-3)  # layers stored in fp16
+
+
+def test_version_names_packages_and_the_default_model_without_importing_torch(tmp_path):
+    """`policyclf --version`: what a paper quotes; read from package metadata and meta.json only."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    from policyclf.predict import default_model_dir
+
+    code = ("import sys; from typer.testing import CliRunner; from policyclf.cli import app; "
+            "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0, r.output; "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; print(r.output)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(f"policyclf {version('policyclf')} (Python ")
+    assert f"torch {version('torch')}" in lines and f"transformers {version('transformers')}" in lines
+    model = default_model_dir()
+    fingerprint = json.loads((model / "meta.json").read_text(encoding="utf-8"))["training_data"]["fingerprint"]
+    assert lines[3].startswith(f"default model: {model} (") and fingerprint in lines[3]
