@@ -193,24 +193,25 @@ class BertClassifier(BaseClassifier):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from policyclf.models.base_model import resolve_base_model
+        from policyclf.models.base_model import quiet_transformers, resolve_base_model
 
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         path = resolve_base_model(self.base_model)
-        hf_logging.set_verbosity_error()
-        self.tokenizer_ = AutoTokenizer.from_pretrained(path)
-        if self.encoder_layers:  # a shallower encoder: the base model's bottom layers only (the rest is not read)
-            from transformers import AutoConfig
+        hf_logging.set_verbosity_error()  # for the training that follows, as before
+        with quiet_transformers():  # its load report names the unused pooler as "newly initialized"
+            self.tokenizer_ = AutoTokenizer.from_pretrained(path)
+            if self.encoder_layers:  # a shallower encoder: the base model's bottom layers only (the rest is not read)
+                from transformers import AutoConfig
 
-            base_config = AutoConfig.from_pretrained(path)
-            if self.encoder_layers > base_config.num_hidden_layers:
-                raise ModelError(f"encoder_layers={self.encoder_layers}, but the base model has "
-                                 f"{base_config.num_hidden_layers} layers")
-            base_config.num_hidden_layers = self.encoder_layers
-            self.encoder_ = AutoModel.from_pretrained(path, config=base_config)
-        else:
-            self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
+                base_config = AutoConfig.from_pretrained(path)
+                if self.encoder_layers > base_config.num_hidden_layers:
+                    raise ModelError(f"encoder_layers={self.encoder_layers}, but the base model has "
+                                     f"{base_config.num_hidden_layers} layers")
+                base_config.num_hidden_layers = self.encoder_layers
+                self.encoder_ = AutoModel.from_pretrained(path, config=base_config)
+            else:
+                self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
         self._finish_build()
 
     def _finish_build(self) -> None:
