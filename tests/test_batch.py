@@ -89,6 +89,39 @@ def test_bad_inputs_never_stop_the_run(tmp_path, model_dir):
     assert all(len(r["scores"]) == 7 and isinstance(r["review"], bool) for r in rows)
 
 
+def _shift_startxref(pdf: Path, out: Path) -> Path:
+    """A copy of ``pdf`` whose startxref offset is wrong: pypdf reads it, warning as it repairs it."""
+    import re
+
+    data = pdf.read_bytes()
+    i = data.rindex(b"startxref")
+    offset = re.match(rb"startxref\s+(\d+)", data[i:]).group(1)
+    out.write_bytes(data[:i] + data[i:].replace(offset, str(int(offset) + 7).encode(), 1))
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reader_library_warnings_go_to_the_files_entry_not_the_terminal(tmp_path, model_dir, workers):
+    """pypdf's "EOF marker not found" (and the like) land in errors.jsonl / warnings.jsonl, not on stderr."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    good = make_pdf(tmp_path / "good.pdf", REGULATION)
+    (docs / "no-eof.pdf").write_bytes(good.read_bytes()[:-40])
+    _shift_startxref(good, docs / "repaired.pdf")
+    (docs / "a.txt").write_text(REPORT, encoding="utf-8")
+    res = run_label(docs, tmp_path / "out", model_dir, workers=workers)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # --quiet: no progress bar, and nothing from the libraries
+    errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [e["file"] for e in errors] == ["no-eof.pdf"]
+    assert any("EOF marker not found" in w for w in errors[0]["warnings"]), errors
+    warned = [json.loads(line) for line in (tmp_path / "out" / "warnings.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [w["file"] for w in warned] == ["repaired.pdf"] and all(w.startswith("pypdf: ") for w in warned[0]["warnings"])
+    assert "1 read with library warnings" in res.stdout and "warnings.jsonl" in res.stdout
+    docs_csv = (tmp_path / "out" / "documents.csv").read_text(encoding="utf-8-sig")
+    assert "repaired.pdf" in docs_csv and "a.txt" in docs_csv
+
+
 def test_crash_between_rows_and_manifest_then_resume_is_identical(tmp_path, model_dir):
     docs = many_docs(tmp_path / "docs", 30)
     label_here(docs, tmp_path / "clean", model_dir)

@@ -8,8 +8,13 @@ chunks of at most 300 characters. Traditional characters pass through unchanged.
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 import unicodedata
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +42,47 @@ class Segment:
 
 
 # ---------------------------------------------------------------- reading
+
+MAX_NOTES = 20  # distinct library messages kept per document
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.seen[f"{record.name.split('.')[0]}: {record.getMessage()}"] += 1
+        except Exception:  # a message that cannot be formatted is not worth a crash
+            self.seen[f"{record.name.split('.')[0]}: {record.msg!r}"] += 1
+
+
+@contextmanager
+def library_messages() -> Iterator[list[str]]:
+    """Collect what reader libraries say while one document is read, instead of printing it.
+
+    pypdf, python-docx and friends log warnings ("EOF marker not found") or raise Python warnings
+    about a damaged file; with no logging set up they land on stderr, between progress bars. Inside
+    this block, records of WARNING and above that reach the root logger and the warnings the current
+    filters would show are collected. The yielded list holds them on exit: distinct messages, log
+    records first, at most ``MAX_NOTES``, repeats counted.
+    """
+    handler = _Collect()
+    root = logging.getLogger()
+    root.addHandler(handler)  # with a handler on the root, logging's last-resort stderr print is not used
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield notes
+    finally:
+        root.removeHandler(handler)
+        for w in caught:
+            handler.seen[f"{w.category.__name__}: {w.message}"] += 1
+        for message, n in list(handler.seen.items())[:MAX_NOTES]:
+            notes.append(" ".join(message.split())[:300] + (f" (×{n})" if n > 1 else ""))
+        if len(handler.seen) > MAX_NOTES:
+            notes.append(f"… and {len(handler.seen) - MAX_NOTES} other messages")
 
 def _plausible_text(text: str) -> bool:
     """True if ``text`` looks like human-readable text rather than decoded binary junk."""

@@ -29,5 +29,6 @@ def label_cli(
                        max_bytes=int(max_size_mb * 2**20), progress=not quiet, engine=engine,
                        device=device, precision=precision)
     typer.echo(f"{res.documents} documents, {res.passages} passages labelled ({res.labelled_now} documents this run, "
-               f"{res.skipped_unchanged} unchanged and skipped); {res.errors} unreadable → {res.out}/errors.jsonl")
+               f"{res.skipped_unchanged} unchanged and skipped); {res.errors} unreadable → {res.out}/errors.jsonl"
+               + (f"; {res.warned} read with library warnings → {res.out}/warnings.jsonl" if res.warned else ""))
     typer.echo(f"results: {res.out}/passages.jsonl, passages.csv, documents.csv, labels.xlsx")
