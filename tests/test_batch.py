@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_segment import REGULATION, make_docx, make_pdf
+from test_segment import REGULATION, make_docx, make_inflating_docx, make_pdf
 
 REPORT = "一、工作回顾\n设立科技专项资金支持企业研发。\n高校与企业联合培养专业技术人才。\n建设公共技术服务平台和孵化器。\n"
 
@@ -120,6 +120,25 @@ def test_reader_library_warnings_go_to_the_files_entry_not_the_terminal(tmp_path
     assert "1 read with library warnings" in res.stdout and "warnings.jsonl" in res.stdout
     docs_csv = (tmp_path / "out" / "documents.csv").read_text(encoding="utf-8-sig")
     assert "repaired.pdf" in docs_csv and "a.txt" in docs_csv
+
+
+def test_a_small_docx_that_inflates_is_refused_and_the_folder_goes_on(tmp_path, model_dir):
+    """Issue 23: the inflated size of a docx counts against --max-size-mb, and passages per document are capped."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    bomb = make_inflating_docx(docs / "bomb.docx", 40_000)  # ~3.1 MB of XML from < 60 kB on disk
+    assert bomb.stat().st_size < 60_000
+    (docs / "long.txt").write_text("设立科技专项资金支持企业研发。\n" * 30, encoding="utf-8")
+    (docs / "a.txt").write_text(REPORT, encoding="utf-8")
+    res = run_label(docs, tmp_path / "out", model_dir, "--max-size-mb", "1", "--max-passages", "25", workers=2)
+    assert res.returncode == 0, res.stderr
+    errors = {json.loads(line)["file"]: json.loads(line)["reason"]
+              for line in (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert set(errors) == {"bomb.docx", "long.txt"}
+    assert "refused before parsing: it inflates to 3." in errors["bomb.docx"] and "--max-size-mb" in errors["bomb.docx"]
+    assert "more than 25 passages, the limit per document (--max-passages)" in errors["long.txt"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {r["doc"] for r in rows} == {"a.txt"} and len(rows) == 3
 
 
 def test_crash_between_rows_and_manifest_then_resume_is_identical(tmp_path, model_dir):

@@ -26,7 +26,7 @@ from policyclf.errors import PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.predict import csv_record
 from policyclf.scoring import DocResult, documents_rows, file_sha1, process_document
-from policyclf.segment import DEFAULT_MAX_BYTES, find_documents
+from policyclf.segment import DEFAULT_MAX_BYTES, DEFAULT_MAX_PASSAGES, find_documents
 
 WORK = ".work"
 ENGINES = ("local", "ray")
@@ -166,8 +166,12 @@ def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Pa
                  workers: int = 2, batch_size: int = 256, review_margin: float = 0.1,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = True, engine: str = "local",
                  group_size: int | None = None, device: str | None = None,
-                 precision: str | None = None) -> LabelResult:
+                 precision: str | None = None, max_passages: int = DEFAULT_MAX_PASSAGES) -> LabelResult:
     """Label every document under ``input_dir``; resumable; see the module docstring.
+
+    A file over ``max_bytes`` (on disk, once inflated, or as text; see
+    :func:`policyclf.segment.read_document`) or with more than ``max_passages`` passages is reported
+    in ``errors.jsonl`` and the run goes on.
 
     Raises:
         PolicyclfError: no such folder, no documents, or a bad model directory.
@@ -189,12 +193,12 @@ def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Pa
     with OutputLock(out):
         return _label_locked(input_dir, out, paths, model, model_path, workers=workers, batch_size=batch_size,
                              review_margin=review_margin, max_bytes=max_bytes, progress=progress, engine=engine,
-                             group_size=group_size)
+                             group_size=group_size, max_passages=max_passages)
 
 
 def _label_locked(input_dir: Path, out: Path, paths: list[Path], model: Any, model_path: Path, *, workers: int,
                   batch_size: int, review_margin: float, max_bytes: int, progress: bool, engine: str,
-                  group_size: int | None) -> LabelResult:
+                  group_size: int | None, max_passages: int = DEFAULT_MAX_PASSAGES) -> LabelResult:
     """The body of :func:`label_folder`, run while holding the output folder's lock."""
     run_info = {"model": str(model_path.resolve()), "model_saved_at": json.loads(
         (model_path / "meta.json").read_text(encoding="utf-8")).get("saved_at"), "review_margin": review_margin}
@@ -221,13 +225,14 @@ def _label_locked(input_dir: Path, out: Path, paths: list[Path], model: Any, mod
 
         runtime = model.runtime_info()
         for res, rows in label_with_ray(str(input_dir), todo, model_path, max_bytes, batch_size,
-                                        {"device": runtime["device"], "inference_dtype": runtime["precision"]}):
+                                        {"device": runtime["device"], "inference_dtype": runtime["precision"]},
+                                        max_passages=max_passages):
             journal.commit(res.rel, res.sha1, [_with_review(r, thresholds, review_margin) for r in rows], res.error,
                            res.warnings)
         journal.sync()
     else:
         _label_local(input_dir, todo, model, journal, workers, batch_size, review_margin, max_bytes, progress,
-                     group_size or max(8, 8 * workers))
+                     group_size or max(8, 8 * workers), max_passages)
     journal.close()
     counts = write_outputs(out, journal, rels)
     return LabelResult(out, counts["documents"], counts["passages"], counts["errors"], skipped, len(todo),
@@ -249,7 +254,8 @@ def _with_review(row: dict[str, Any], thresholds: np.ndarray, margin: float) -> 
 
 
 def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal, workers: int, batch_size: int,
-                 review_margin: float, max_bytes: int, progress: bool, group_size: int) -> None:
+                 review_margin: float, max_bytes: int, progress: bool, group_size: int,
+                 max_passages: int = DEFAULT_MAX_PASSAGES) -> None:
     """Segment in worker processes (one group ahead) while the model scores the current group."""
     import multiprocessing as mp
 
@@ -260,7 +266,7 @@ def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal,
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
 
     def submit(group: list[str]):
-        args = [(str(input_dir), rel, max_bytes) for rel in group]
+        args = [(str(input_dir), rel, max_bytes, max_passages) for rel in group]
         return pool.map_async(process_document, args) if pool else args
 
     try:

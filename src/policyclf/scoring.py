@@ -21,7 +21,7 @@ import numpy as np
 
 from policyclf.errors import DocumentError
 from policyclf.labels import CATEGORIES
-from policyclf.segment import DEFAULT_MAX_BYTES, library_messages, segment_document
+from policyclf.segment import DEFAULT_MAX_BYTES, DEFAULT_MAX_PASSAGES, library_messages, segment_document
 
 
 @dataclass
@@ -93,12 +93,13 @@ class DocResult:
         return [Item(f"{self.rel}:{s:03d}", t, s, self.rel, h) for t, s, h in zip(self.texts, self.seqs, heads)]
 
 
-def process_document(args: tuple[str, str, int]) -> DocResult:
-    """Read, hash and segment one document ``(root, relative path, max bytes)``; never raises.
+def process_document(args: tuple[str, str, int] | tuple[str, str, int, int]) -> DocResult:
+    """Read, hash and segment one document ``(root, relative path, max bytes[, max passages])``; never raises.
 
     Runs in worker processes (local engine) and Ray tasks alike.
     """
-    root, rel, max_bytes = args
+    root, rel, max_bytes, *rest = args
+    max_passages = rest[0] if rest else DEFAULT_MAX_PASSAGES
     path = Path(root) / rel
     try:
         sha = file_sha1(path)
@@ -106,7 +107,7 @@ def process_document(args: tuple[str, str, int]) -> DocResult:
         return DocResult(rel, "", error=f"{rel}: cannot read ({exc.strerror})")
     with library_messages() as notes:  # kept with the document's result, not printed between progress bars
         try:
-            segs = segment_document(path, max_bytes=max_bytes)
+            segs = segment_document(path, max_bytes=max_bytes, max_passages=max_passages)
             res = DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs], headings=[s.heading for s in segs])
         except DocumentError as exc:
             res = DocResult(rel, sha, error=str(exc).replace(str(path), rel))
