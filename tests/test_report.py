@@ -239,3 +239,51 @@ def test_two_prediction_sets_are_compared_split_by_split_and_pooled(tmp_path):
     assert genre["passages"] == 80
     assert genre["supported_categories"] == [c for c in CATEGORIES if pc[c]["support"] >= 20]
     assert genre["a_macro_f1_supported"] == 1.0 and genre["diff"] > 0
+
+
+CURVE = [  # the order curve_numbers writes: the points, then the end point "all"
+    {"point": "base", "arm": "both", "backend": "bert", "passages": 3159, "loro_macro_f1": 0.69, "unseen_macro_f1": 0.58},
+    {"point": "base", "arm": "both", "backend": "tfidf", "passages": 3159, "loro_macro_f1": 0.75, "unseen_macro_f1": 0.62},
+    {"point": "al1", "arm": "active", "backend": "tfidf", "passages": 3559, "loro_macro_f1": 0.75, "unseen_macro_f1": 0.58},
+    {"point": "al1+al2", "arm": "active", "backend": "tfidf", "passages": 3959, "loro_macro_f1": 0.746},
+    {"point": "r0", "arm": "random", "backend": "tfidf", "passages": 3559, "loro_macro_f1": 0.746, "unseen_macro_f1": 0.577},
+    {"point": "all", "arm": "both", "backend": "bert", "passages": 5159, "loro_macro_f1": 0.741, "unseen_macro_f1": 0.65},
+    {"point": "all", "arm": "both", "backend": "tfidf", "passages": 4359, "loro_macro_f1": 0.747, "unseen_macro_f1": 0.657},
+]
+
+
+def test_learning_curve_draws_measured_points_only_and_names_arms_not_run():
+    """Issue 23: BERT, measured at the base and the end only, is two unjoined points, not two 'arms';
+    an arm's line runs through its own points in order of training size, never through 'all'."""
+    from policyclf.report_html import arms_not_run, curve_series
+
+    loro = curve_series(CURVE, "loro_macro_f1")
+    assert loro["bert"] == {"points": [(3159, 0.69, "base"), (5159, 0.741, "all")]}
+    assert loro["tfidf"]["active"] == [(3159, 0.75, "base"), (3559, 0.75, "al1"), (3959, 0.746, "al1+al2")]
+    assert loro["tfidf"]["random"] == [(3159, 0.75, "base"), (3559, 0.746, "r0")]
+    assert loro["tfidf"]["points"] == [(4359, 0.747, "all")]
+    unseen = curve_series(CURVE, "unseen_macro_f1")  # a point without the score is left out, not drawn as 0
+    assert unseen["tfidf"]["active"] == [(3159, 0.62, "base"), (3559, 0.58, "al1")]
+    assert arms_not_run(CURVE) == ["bert active", "bert random"]
+
+
+def test_report_page_curve_note_scrolling_tables_and_supports_per_document_type(tmp_path, fake_repo, fake_corpus):
+    from policyclf.labels import CATEGORIES
+
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out = tmp_path / "rep"
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out)]).exit_code == 0
+    curve = [{**r, "loro_per_category": {c: 0.5 for c in CATEGORIES}} for r in CURVE]
+    (out / "curve.json").write_text(json.dumps(curve))
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(out), "--rebuild-only"])
+    assert res.exit_code == 0, res.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Not run: bert active, bert random arms." in page
+    assert page.count("<table>") == page.count("<div class='scroll'><table>") > 5  # wide tables scroll, not spill
+    assert ".scroll{max-width:100%;overflow-x:auto}" in page
+    # per document type: the per-category table with its supports (positives of that type)
+    report = json.loads((out / "report.json").read_text())
+    reg = report["backends"]["tfidf"]["loro"]["per_doc_type"]["regulation"]["per_category"]
+    assert "<th>regulation positives</th>" in page and "categories with &lt; 20 positives" in page
+    row = page.split("<td>talent_teams</td>", 2)[2].split("</tr>")[0]  # after the two whole-set tables
+    assert f"<td>{reg['talent_teams']['support']}</td>" in row and " *</td>" in row  # 4 positives: marked

@@ -96,6 +96,24 @@ def make_docx(path: Path, text: str) -> Path:
     return path
 
 
+def make_inflating_docx(path: Path, paragraphs: int, text: str = "设立科技专项资金支持企业研发。") -> Path:
+    """A .docx, small on disk, whose word/document.xml inflates to ``paragraphs`` repeated paragraphs
+    (~80 bytes each: 1.5 million make the ~120 MB of issue 23's file from 0.4 MB)."""
+    import zipfile
+
+    base = make_docx(path.with_name(path.name + ".base.docx"), "第一条 为了促进科技创新，制定本条例。")
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                head, rest = data.decode("utf-8").split("<w:body>", 1)
+                para = f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>"
+                data = (head + "<w:body>" + para * paragraphs + rest).encode("utf-8")
+            out.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+    base.unlink()
+    return path
+
+
 def make_pdf(path: Path, text: str, password: str | None = None) -> Path:
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
@@ -158,3 +176,60 @@ def test_size_limit(tmp_path):
     path.write_bytes("创新。".encode() * 1000)
     with pytest.raises(DocumentError, match="file too large"):
         read_document(path, max_bytes=1000)
+
+
+def test_an_inflating_docx_is_refused_from_its_zip_directory_before_parsing(tmp_path, monkeypatch):
+    """Issue 23: a docx small on disk whose word/document.xml inflates past the limit is never parsed."""
+    import docx
+
+    path = make_inflating_docx(tmp_path / "bomb.docx", 40_000)  # ~3.1 MB of XML
+    assert path.stat().st_size < 60_000
+    assert len(segment_document(path, max_bytes=4 * 2**20, max_passages=50_000)) == 40_001  # under the limits: read
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the document was parsed")
+
+    monkeypatch.setattr(docx, "Document", no_parsing)
+    with pytest.raises(DocumentError, match=r"refused before parsing: it inflates to 3\.\d MB \(word/document.xml alone "
+                                            r"3\.\d MB; 0\.0 MB on disk\), over the limit of 1\.0 MB per member"):
+        read_document(path, max_bytes=2**20)
+
+
+def test_all_members_together_have_a_limit_too(tmp_path):
+    import zipfile
+
+    path = make_docx(tmp_path / "many.docx", REGULATION)
+    with zipfile.ZipFile(path, "a") as z:
+        for i in range(3):
+            z.writestr(f"word/media/pad{i}.bin", b"\0" * 400_000, compress_type=zipfile.ZIP_DEFLATED)  # each under the limit, together over twice it
+    with pytest.raises(DocumentError, match="over the limit of 0.5 MB per member and 1.0 MB in all"):
+        read_document(path, max_bytes=2**19)
+    assert len(segment_document(path, max_bytes=2**20)) == 4
+
+
+def test_text_that_inflates_from_a_small_pdf_is_refused(tmp_path):
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    path = tmp_path / "long.pdf"
+    c = canvas.Canvas(str(path), pageCompression=1)
+    for _ in range(30):
+        c.setFont("STSong-Light", 8)
+        for i in range(90):
+            c.drawString(20, 820 - 9 * i, "设立科技专项资金支持企业研发。" * 4)
+        c.showPage()
+    c.save()
+    assert path.stat().st_size < 100_000
+    with pytest.raises(DocumentError, match=r"its text runs past [\d,]+ characters, over the limit of 100,000"):
+        read_document(path, max_bytes=100_000)
+
+
+def test_passages_per_document_are_capped(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("设立科技专项资金支持企业研发。\n" * 30, encoding="utf-8")
+    assert len(segment_document(path, max_passages=30)) == 30
+    with pytest.raises(DocumentError, match="more than 29 passages, the limit per document"):
+        segment_document(path, max_passages=29)
+    assert len(segment_text("设立科技专项资金。\n" * 1000, max_passages=10)) == 11  # cutting stops early

@@ -26,7 +26,7 @@ from policyclf.errors import PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.predict import csv_record
 from policyclf.scoring import DocResult, documents_rows, file_sha1, process_document
-from policyclf.segment import DEFAULT_MAX_BYTES, find_documents
+from policyclf.segment import DEFAULT_MAX_BYTES, DEFAULT_MAX_PASSAGES, find_documents
 
 WORK = ".work"
 ENGINES = ("local", "ray")
@@ -64,7 +64,8 @@ class Journal:
         self.rows = self.rows_path.open("ab")
         self.manifest = self.manifest_path.open("ab")
 
-    def commit(self, rel: str, sha1: str, rows: Sequence[dict[str, Any]], error: str | None) -> None:
+    def commit(self, rel: str, sha1: str, rows: Sequence[dict[str, Any]], error: str | None,
+               warnings: Sequence[str] = ()) -> None:
         start = self.rows.tell()
         for row in rows:
             self.rows.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
@@ -76,6 +77,8 @@ class Journal:
                  "end": self.rows.tell(), "n": len(rows)}
         if error:
             entry["reason"] = error
+        if warnings:
+            entry["warnings"] = list(warnings)
         self.manifest.write((json.dumps(entry, ensure_ascii=False) + "\n").encode())
         self.manifest.flush()
         self.done[rel] = entry
@@ -151,6 +154,7 @@ class LabelResult:
     errors: int
     skipped_unchanged: int
     labelled_now: int
+    warned: int = 0  # documents read with messages from the reader libraries (warnings.jsonl)
 
 
 def _atomic_writer(path: Path, newline: str | None = None, encoding: str = "utf-8"):
@@ -162,8 +166,12 @@ def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Pa
                  workers: int = 2, batch_size: int = 256, review_margin: float = 0.1,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = True, engine: str = "local",
                  group_size: int | None = None, device: str | None = None,
-                 precision: str | None = None) -> LabelResult:
+                 precision: str | None = None, max_passages: int = DEFAULT_MAX_PASSAGES) -> LabelResult:
     """Label every document under ``input_dir``; resumable; see the module docstring.
+
+    A file over ``max_bytes`` (on disk, once inflated, or as text; see
+    :func:`policyclf.segment.read_document`) or with more than ``max_passages`` passages is reported
+    in ``errors.jsonl`` and the run goes on.
 
     Raises:
         PolicyclfError: no such folder, no documents, or a bad model directory.
@@ -185,12 +193,12 @@ def label_folder(input_dir: str | Path, out_dir: str | Path, model_dir: str | Pa
     with OutputLock(out):
         return _label_locked(input_dir, out, paths, model, model_path, workers=workers, batch_size=batch_size,
                              review_margin=review_margin, max_bytes=max_bytes, progress=progress, engine=engine,
-                             group_size=group_size)
+                             group_size=group_size, max_passages=max_passages)
 
 
 def _label_locked(input_dir: Path, out: Path, paths: list[Path], model: Any, model_path: Path, *, workers: int,
                   batch_size: int, review_margin: float, max_bytes: int, progress: bool, engine: str,
-                  group_size: int | None) -> LabelResult:
+                  group_size: int | None, max_passages: int = DEFAULT_MAX_PASSAGES) -> LabelResult:
     """The body of :func:`label_folder`, run while holding the output folder's lock."""
     run_info = {"model": str(model_path.resolve()), "model_saved_at": json.loads(
         (model_path / "meta.json").read_text(encoding="utf-8")).get("saved_at"), "review_margin": review_margin}
@@ -217,15 +225,18 @@ def _label_locked(input_dir: Path, out: Path, paths: list[Path], model: Any, mod
 
         runtime = model.runtime_info()
         for res, rows in label_with_ray(str(input_dir), todo, model_path, max_bytes, batch_size,
-                                        {"device": runtime["device"], "inference_dtype": runtime["precision"]}):
-            journal.commit(res.rel, res.sha1, [_with_review(r, thresholds, review_margin) for r in rows], res.error)
+                                        {"device": runtime["device"], "inference_dtype": runtime["precision"]},
+                                        max_passages=max_passages):
+            journal.commit(res.rel, res.sha1, [_with_review(r, thresholds, review_margin) for r in rows], res.error,
+                           res.warnings)
         journal.sync()
     else:
         _label_local(input_dir, todo, model, journal, workers, batch_size, review_margin, max_bytes, progress,
-                     group_size or max(8, 8 * workers))
+                     group_size or max(8, 8 * workers), max_passages)
     journal.close()
     counts = write_outputs(out, journal, rels)
-    return LabelResult(out, counts["documents"], counts["passages"], counts["errors"], skipped, len(todo))
+    return LabelResult(out, counts["documents"], counts["passages"], counts["errors"], skipped, len(todo),
+                       counts["warned"])
 
 
 def _sha1_or_empty(path: Path) -> str:
@@ -243,7 +254,8 @@ def _with_review(row: dict[str, Any], thresholds: np.ndarray, margin: float) -> 
 
 
 def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal, workers: int, batch_size: int,
-                 review_margin: float, max_bytes: int, progress: bool, group_size: int) -> None:
+                 review_margin: float, max_bytes: int, progress: bool, group_size: int,
+                 max_passages: int = DEFAULT_MAX_PASSAGES) -> None:
     """Segment in worker processes (one group ahead) while the model scores the current group."""
     import multiprocessing as mp
 
@@ -254,7 +266,7 @@ def _label_local(input_dir: Path, todo: list[str], model: Any, journal: Journal,
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
 
     def submit(group: list[str]):
-        args = [(str(input_dir), rel, max_bytes) for rel in group]
+        args = [(str(input_dir), rel, max_bytes, max_passages) for rel in group]
         return pool.map_async(process_document, args) if pool else args
 
     try:
@@ -277,7 +289,7 @@ def _score_and_commit(results: list[DocResult], model: Any, journal: Journal, ba
     """Score a group of documents (see :func:`policyclf.scoring.documents_rows`), then commit each."""
     for r, doc_rows in zip(results, documents_rows(model, results, batch_size)):
         rows = [_with_review(row, model.thresholds_, review_margin) for row in doc_rows]
-        journal.commit(r.rel, r.sha1, rows, r.error)
+        journal.commit(r.rel, r.sha1, rows, r.error, r.warnings)
 
 
 DOC_COLUMNS = ["doc", "sha1", "n_passages", "n_review", "labels",
@@ -309,23 +321,30 @@ def _passage_csv(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_outputs(out: Path, journal: Journal, rels: list[str]) -> dict[str, int]:
-    """Rebuild passages.jsonl, passages.csv, documents.csv, errors.jsonl and labels.xlsx from the journal."""
+    """Rebuild passages.jsonl, passages.csv, documents.csv, errors.jsonl, warnings.jsonl and labels.xlsx
+    from the journal. What reader libraries said about a file goes into its errors.jsonl entry (unreadable
+    files) or into warnings.jsonl (files that were labelled), never onto the terminal."""
     files = {name: _atomic_writer(out / name, newline="" if name.endswith(".csv") else None,
                                   encoding="utf-8-sig" if name.endswith(".csv") else "utf-8")
-             for name in ("passages.jsonl", "passages.csv", "documents.csv", "errors.jsonl")}
+             for name in ("passages.jsonl", "passages.csv", "documents.csv", "errors.jsonl", "warnings.jsonl")}
     pcsv = csv.DictWriter(files["passages.csv"][0], fieldnames=PASSAGE_COLUMNS)
     dcsv = csv.DictWriter(files["documents.csv"][0], fieldnames=DOC_COLUMNS)
     pcsv.writeheader()
     dcsv.writeheader()
-    counts = {"documents": 0, "passages": 0, "errors": 0}
+    counts = {"documents": 0, "passages": 0, "errors": 0, "warned": 0}
     for rel in sorted(rels):
         entry = journal.done.get(rel)
         if entry is None:
             continue
+        notes = {"warnings": entry["warnings"]} if entry.get("warnings") else {}
         if entry["status"] == "error":
-            files["errors.jsonl"][0].write(json.dumps({"file": rel, "reason": entry["reason"]}, ensure_ascii=False) + "\n")
+            files["errors.jsonl"][0].write(json.dumps({"file": rel, "reason": entry["reason"], **notes},
+                                                      ensure_ascii=False) + "\n")
             counts["errors"] += 1
             continue
+        if notes:
+            files["warnings.jsonl"][0].write(json.dumps({"file": rel, **notes}, ensure_ascii=False) + "\n")
+            counts["warned"] += 1
         rows = list(journal.iter_rows(entry))
         for row in rows:
             files["passages.jsonl"][0].write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -21,5 +21,9 @@ class ModelError(PolicyclfError):
     """A model directory is missing, not a policyclf model, or incompatible."""
 
 
+class ModelFileError(ModelError):
+    """A file of a model directory is missing, damaged or incomplete, or its base model cannot be built."""
+
+
 class ConfigError(PolicyclfError):
     """An experiment configuration is invalid."""

@@ -27,9 +27,10 @@ def _f(x: Any, digits: int = 3) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
+    """A table in a horizontally scrolling box: a wide one never runs off the page."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_f(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _ci(d: dict[str, Any]) -> str:
@@ -121,33 +122,106 @@ def _figures(report: dict[str, Any], pooled: dict[str, Any]) -> dict[str, str]:
     return figs
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}h2{margin-top:1.6em}
 .note{color:#555;font-size:13px}"""
+MIN_SUPPORT = 20  # fewer positives than this in a subset: its F1 is marked as resting on few cases
+
+
+def curve_series(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, list[tuple[int, float, str]]]]:
+    """Measured points (training passages, score, point name) of the learning curve per backend: each
+    arm's line (the base point and the arm's own points, by training passages; only an arm with at least
+    one point of its own has one) and, under "points", those on no line (the end point "all", and the
+    base point of a backend none of whose arms was run)."""
+    out: dict[str, dict[str, list[tuple[int, float, str]]]] = {}
+    for backend in sorted({r["backend"] for r in rows}):
+        mine = [r for r in rows if r["backend"] == backend and r.get(key) is not None]
+        base = [r for r in mine if r["point"] == "base"]
+        series: dict[str, list[tuple[int, float, str]]] = {}
+        on_a_line = set()
+        for arm in ("active", "random"):
+            own = [r for r in mine if r["arm"] == arm]
+            if own:
+                pts = sorted(base + own, key=lambda r: r["passages"])
+                series[arm] = [(r["passages"], r[key], r["point"]) for r in pts]
+                on_a_line.update(id(r) for r in pts)
+        series["points"] = sorted((r["passages"], r[key], r["point"]) for r in mine if id(r) not in on_a_line)
+        out[backend] = series
+    return out
+
+
+def arms_not_run(rows: list[dict[str, Any]]) -> list[str]:
+    """'backend arm' for each learning-curve arm with no measured point of its own."""
+    return [f"{b} {arm}" for b in sorted({r["backend"] for r in rows}) for arm in ("active", "random")
+            if not any(r["backend"] == b and r["arm"] == arm for r in rows)]
 
 
 def _curve_figure(rows: list[dict[str, Any]]) -> str:
+    """Measured points only: an arm's points joined by a line, points on no arm unjoined; an arm that
+    was not run is named in the legend, never drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    colours = {b: f"C{k}" for k, b in enumerate(sorted({r["backend"] for r in rows}))}
+    missing = arms_not_run(rows)
     for ax, key, title in ((axes[0], "loro_macro_f1", "leave-one-region-out"),
                            (axes[1], "unseen_macro_f1", "unseen provinces")):
-        for backend in sorted({r["backend"] for r in rows}):
-            base = [r for r in rows if r["backend"] == backend and r["arm"] == "both" and key in r]
-            for arm, style in (("active", "-o"), ("random", "--s")):
-                pts = base + [r for r in rows if r["backend"] == backend and r["arm"] == arm and key in r]
-                if len(pts) > 1:
-                    ax.plot([r["passages"] for r in pts], [r[key] for r in pts], style, label=f"{backend}, {arm}")
+        for backend, series in curve_series(rows, key).items():
+            c = colours[backend]
+            if "active" in series:
+                xs, ys, _ = zip(*series["active"])
+                ax.plot(xs, ys, "-o", color=c, label=f"{backend}, active arm")
+            if "random" in series:  # drawn over the active arm, hollow, so that both stay visible
+                xs, ys, _ = zip(*series["random"])
+                ax.plot(xs, ys, "--s", color=c, markerfacecolor="white", markersize=8, zorder=3,
+                        markevery=list(range(1, len(xs))), label=f"{backend}, random arm")  # base: the active arm's marker
+            if series["points"]:
+                xs, ys, names = zip(*series["points"])
+                gone = [m.split()[1] for m in missing if m.split()[0] == backend]
+                label = (f"{backend}, " + " and ".join({"base": "v1 data", "all": "all rounds"}.get(n, n) for n in names)
+                         + (f" ({' and '.join(gone)} arm{'s' if len(gone) > 1 else ''} not run)" if gone else ""))
+                ax.plot(xs, ys, "D", color=c, markerfacecolor="white", markersize=7, linestyle="none", zorder=3,
+                        label=label)
         ax.set_title(title)
-        ax.set_xlabel("coded six-region passages")
+        ax.set_xlabel("coded six-region passages (training)")
         ax.set_ylabel("macro-F1")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1 + 0.04 * ((len(labels) + 1) // 2), 1, 1))
     return _fig_to_img(fig)
+
+
+def _doc_type_tables(per_doc_type: dict[str, Any]) -> str:
+    """Per document type: the summary row (with the categories resting on few positives) and, per
+    category, precision, recall, F1 and its support (positives of that type)."""
+    types = list(per_doc_type)
+    summary = _table(["type", "passages", "macro-F1", "micro-F1", "unlabelled kept unlabelled",
+                      f"categories with < {MIN_SUPPORT} positives"], [
+        [t, v["n"], v["macro_f1"], v["micro_f1"], v["empty_correct"],
+         ", ".join(f"{c} ({v['per_category'][c]['support']})" for c in CATEGORIES
+                   if v.get("per_category", {}).get(c, {}).get("support", MIN_SUPPORT) < MIN_SUPPORT) or "none"]
+        for t, v in per_doc_type.items()])
+    if not all("per_category" in v for v in per_doc_type.values()):
+        return summary
+    header = ["category"] + [f"{t} {m}" for t in types for m in ("precision", "recall", "F1", "positives")]
+    rows = []
+    for c in CATEGORIES:
+        row: list[Any] = [c]
+        for t in types:
+            v = per_doc_type[t]["per_category"][c]
+            few = v["support"] < MIN_SUPPORT
+            row += [v["precision"], v["recall"], _f(v["f1"]) + (" *" if few else ""), v["support"]]
+        rows.append(row)
+    return (summary + _table(header, rows)
+            + f"<p class='note'>positives = passages of that type that carry the category (the F1's support); "
+              f"* F1 over fewer than {MIN_SUPPORT} positives: a handful of passages decides it. The macro-F1 above "
+              "averages all seven categories.</p>")
 
 
 def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path, headline_md: str) -> None:
@@ -190,8 +264,7 @@ def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path, headl
         parts.append(_table(["region", "passages", "macro-F1", "micro-F1", "sample-F1"], [
             [r, v["n"], v["macro_f1"], v["micro_f1"], v["sample_f1"]] for r, v in lo["per_region"].items()]))
         parts.append("<h3>Per document type</h3>")
-        parts.append(_table(["type", "passages", "macro-F1", "micro-F1", "unlabelled kept unlabelled"], [
-            [t, v["n"], v["macro_f1"], v["micro_f1"], v["empty_correct"]] for t, v in lo["per_doc_type"].items()]))
+        parts.append(_doc_type_tables(lo["per_doc_type"]))
         if "unseen" in data:
             un = data["unseen"]
             parts.append(f"<h2>{html.escape(b)}: unseen provinces (trained on all six regions)</h2>")
@@ -216,14 +289,28 @@ def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path, headl
             [e["passage_id"], e["region"], e["category"], e["error"], e["score"], e["threshold"]]
             for e in data["worst_errors"]]))
     if report.get("learning_curve"):
+        curve = report["learning_curve"]
+        missing = arms_not_run(curve)
         parts.append("<h2>Learning curve: active learning against random picks</h2>")
         parts.append("<p class='note'>Each point trains on the v1 six-region set plus the pool rounds named; "
-                     "leave-one-region-out is always scored on the same v1 passages.</p>")
-        parts.append(_curve_figure(report["learning_curve"]))
-        parts.append(_table(["point", "arm", "model", "training passages", "LORO macro-F1", "unseen macro-F1",
-                             *CATEGORIES], [
-            [r["point"], r["arm"], r["backend"], r["passages"], r["loro_macro_f1"], r.get("unseen_macro_f1"),
-             *[r["loro_per_category"][c] for c in CATEGORIES]] for r in report["learning_curve"]]))
+                     "leave-one-region-out is always scored on the same v1 passages. Only measured points are "
+                     "drawn: a line joins the points of one arm (the base point and that arm's rounds); "
+                     "'all' (every round, active and random: the main protocol) stands on no arm."
+                     + (f" Not run: {', '.join(missing)} arm{'s' if len(missing) > 1 else ''}." if missing else "")
+                     + "</p>")
+        parts.append(_curve_figure(curve))
+        parts.append(_table(["point", "arm", "model", "training passages", "LORO macro-F1", "unseen macro-F1"], [
+            [r["point"], r["arm"], r["backend"], r["passages"], r["loro_macro_f1"], r.get("unseen_macro_f1")]
+            for r in curve]))
+        # per category: one column per point (rows = categories keeps the table narrow), next to the support
+        loro_support = next((b["loro"]["per_category"] for b in report["backends"].values()), {})
+        parts.append("<p class='note'>Leave-one-region-out F1 per category at each point (the same test passages "
+                     "at every point, so one support column).</p>")
+        breakable = "+\u200b"  # a point name such as al1+al2+al3 may wrap after each '+'
+        parts.append(_table(["category", "positives", *[f"{r['point'].replace('+', breakable)} ({r['backend']})"
+                                                       for r in curve]], [
+            [c, loro_support.get(c, {}).get("support"), *[r["loro_per_category"][c] for r in curve]]
+            for c in CATEGORIES]))
     if report.get("learning_curve_comparison"):
         parts.append("<h2>v1 → v2 data: the end point against the base point</h2><p class='note'>Same recipe and "
                      "test passages; only the training data differ (base = v1 six-region set, end = every coding "

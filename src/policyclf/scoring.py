@@ -21,7 +21,7 @@ import numpy as np
 
 from policyclf.errors import DocumentError
 from policyclf.labels import CATEGORIES
-from policyclf.segment import DEFAULT_MAX_BYTES, segment_document
+from policyclf.segment import DEFAULT_MAX_BYTES, DEFAULT_MAX_PASSAGES, library_messages, segment_document
 
 
 @dataclass
@@ -86,30 +86,35 @@ class DocResult:
     seqs: list[int] = field(default_factory=list)
     error: str | None = None
     headings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what reader libraries said about the file
 
     def items(self) -> list[Item]:
         heads = self.headings or [""] * len(self.texts)
         return [Item(f"{self.rel}:{s:03d}", t, s, self.rel, h) for t, s, h in zip(self.texts, self.seqs, heads)]
 
 
-def process_document(args: tuple[str, str, int]) -> DocResult:
-    """Read, hash and segment one document ``(root, relative path, max bytes)``; never raises.
+def process_document(args: tuple[str, str, int] | tuple[str, str, int, int]) -> DocResult:
+    """Read, hash and segment one document ``(root, relative path, max bytes[, max passages])``; never raises.
 
     Runs in worker processes (local engine) and Ray tasks alike.
     """
-    root, rel, max_bytes = args
+    root, rel, max_bytes, *rest = args
+    max_passages = rest[0] if rest else DEFAULT_MAX_PASSAGES
     path = Path(root) / rel
     try:
         sha = file_sha1(path)
     except OSError as exc:
         return DocResult(rel, "", error=f"{rel}: cannot read ({exc.strerror})")
-    try:
-        segs = segment_document(path, max_bytes=max_bytes)
-        return DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs], headings=[s.heading for s in segs])
-    except DocumentError as exc:
-        return DocResult(rel, sha, error=str(exc).replace(str(path), rel))
-    except Exception as exc:  # a reader library failing in an unexpected way must not stop the run
-        return DocResult(rel, sha, error=f"{rel}: could not be read ({type(exc).__name__}: {exc})")
+    with library_messages() as notes:  # kept with the document's result, not printed between progress bars
+        try:
+            segs = segment_document(path, max_bytes=max_bytes, max_passages=max_passages)
+            res = DocResult(rel, sha, [s.text for s in segs], [s.seq for s in segs], headings=[s.heading for s in segs])
+        except DocumentError as exc:
+            res = DocResult(rel, sha, error=str(exc).replace(str(path), rel))
+        except Exception as exc:  # a reader library failing in an unexpected way must not stop the run
+            res = DocResult(rel, sha, error=f"{rel}: could not be read ({type(exc).__name__}: {exc})")
+    res.warnings = [n.replace(str(path), rel) for n in notes]
+    return res
 
 
 def scores_exact_across_batches(model: Any) -> bool:

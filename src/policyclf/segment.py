@@ -8,8 +8,13 @@ chunks of at most 300 characters. Traditional characters pass through unchanged.
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 import unicodedata
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +23,14 @@ from policyclf.errors import DocumentError
 MAX_CHUNK = 300
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".docx", ".html", ".htm", ".pdf")
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Limits against files that are small on disk but large once read (a .docx whose word/document.xml
+# inflates a thousandfold, a PDF of compressed text streams), all derived from the on-disk limit
+# (--max-size-mb): an archive member may inflate to at most max_bytes, all members together to
+# ARCHIVE_FACTOR * max_bytes (sizes from the zip directory, checked before anything is parsed; Python's
+# zipfile never inflates a member past its declared size), and the text read to at most max_bytes
+# characters. The largest corpus document has 127 passages; DEFAULT_MAX_PASSAGES is ~80x that.
+ARCHIVE_FACTOR = 2
+DEFAULT_MAX_PASSAGES = 10_000
 
 _NUM = "一二三四五六七八九十百千零〇两0-9０-９"
 ARTICLE_RE = re.compile(rf"^第[{_NUM}]+条(?:[\s　]|$)")
@@ -37,6 +50,47 @@ class Segment:
 
 
 # ---------------------------------------------------------------- reading
+
+MAX_NOTES = 20  # distinct library messages kept per document
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.seen[f"{record.name.split('.')[0]}: {record.getMessage()}"] += 1
+        except Exception:  # a message that cannot be formatted is not worth a crash
+            self.seen[f"{record.name.split('.')[0]}: {record.msg!r}"] += 1
+
+
+@contextmanager
+def library_messages() -> Iterator[list[str]]:
+    """Collect what reader libraries say while one document is read, instead of printing it.
+
+    pypdf, python-docx and friends log warnings ("EOF marker not found") or raise Python warnings
+    about a damaged file; with no logging set up they land on stderr, between progress bars. Inside
+    this block, records of WARNING and above that reach the root logger and the warnings the current
+    filters would show are collected. The yielded list holds them on exit: distinct messages, log
+    records first, at most ``MAX_NOTES``, repeats counted.
+    """
+    handler = _Collect()
+    root = logging.getLogger()
+    root.addHandler(handler)  # with a handler on the root, logging's last-resort stderr print is not used
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield notes
+    finally:
+        root.removeHandler(handler)
+        for w in caught:
+            handler.seen[f"{w.category.__name__}: {w.message}"] += 1
+        for message, n in list(handler.seen.items())[:MAX_NOTES]:
+            notes.append(" ".join(message.split())[:300] + (f" (×{n})" if n > 1 else ""))
+        if len(handler.seen) > MAX_NOTES:
+            notes.append(f"… and {len(handler.seen) - MAX_NOTES} other messages")
 
 def _plausible_text(text: str) -> bool:
     """True if ``text`` looks like human-readable text rather than decoded binary junk."""
@@ -91,11 +145,53 @@ def decode_bytes(raw: bytes, name: str = "<bytes>") -> str:
     raise DocumentError(f"{name}: does not look like text in a known encoding (binary data?)")
 
 
-def _read_docx(path: Path) -> str:
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def check_archive(path: Path, max_bytes: int) -> None:
+    """Refuse a zip-based document (.docx) whose members would inflate past the limits, from the sizes
+    in its zip directory, before anything is decompressed or parsed.
+
+    Raises:
+        DocumentError: a member over ``max_bytes``, or all members over ``ARCHIVE_FACTOR * max_bytes``.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DocumentError(f"{path}: not a readable .docx file ({type(exc).__name__}: {exc})") from exc
+    if not members:
+        return
+    biggest = max(members, key=lambda m: m.file_size)
+    total = sum(m.file_size for m in members)
+    if biggest.file_size > max_bytes or total > ARCHIVE_FACTOR * max_bytes:
+        raise DocumentError(
+            f"{path}: refused before parsing: it inflates to {_mb(total)} ({biggest.filename} alone "
+            f"{_mb(biggest.file_size)}; {_mb(path.stat().st_size)} on disk), over the limit of {_mb(max_bytes)} per "
+            f"member and {_mb(ARCHIVE_FACTOR * max_bytes)} in all that --max-size-mb sets; split it or raise "
+            "--max-size-mb")
+
+
+def check_text_size(path: Path, n_chars: int, max_bytes: int) -> None:
+    """Raise if the text read from a document passes ``max_bytes`` characters (the --max-size-mb limit).
+
+    Raises:
+        DocumentError: naming the size and the limit.
+    """
+    if n_chars > max_bytes:
+        raise DocumentError(f"{path}: its text runs past {n_chars:,} characters, over the limit of {max_bytes:,} "
+                            "that --max-size-mb sets; split it or raise --max-size-mb")
+
+
+def _read_docx(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     import zipfile
 
     from docx import Document
 
+    check_archive(path, max_bytes)
     try:
         doc = Document(str(path))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -133,7 +229,7 @@ def _reflow_pdf_lines(text: str) -> str:
     return "\n".join(out)
 
 
-def _read_pdf(path: Path) -> str:
+def _read_pdf(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -141,7 +237,11 @@ def _read_pdf(path: Path) -> str:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(f"{path}: the PDF is password-protected; decrypt it first")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages, n_chars = [], 0
+        for page in reader.pages:  # compressed text streams can inflate: stop once past the limit
+            pages.append(page.extract_text() or "")
+            n_chars += len(pages[-1])
+            check_text_size(path, n_chars, max_bytes)
     except DocumentError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -166,8 +266,12 @@ def _strip_markdown(text: str) -> str:
 def read_document(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """Plain text of a document file.
 
+    ``max_bytes`` limits the file on disk, each member of a .docx archive once inflated (and all of
+    them together to ``ARCHIVE_FACTOR`` times it), and the characters of text read.
+
     Raises:
-        DocumentError: missing, empty, too large, unsupported, corrupt or undecodable file.
+        DocumentError: missing, empty, too large (on disk or once inflated), unsupported, corrupt or
+            undecodable file.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -181,20 +285,24 @@ def read_document(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     if size == 0:
         raise DocumentError(f"{path}: empty file")
     if size > max_bytes:
-        raise DocumentError(f"{path}: file too large ({size / 2**20:.1f} MB > limit "
-                            f"{max_bytes / 2**20:.0f} MB); split it or raise --max-size-mb")
+        raise DocumentError(f"{path}: file too large ({_mb(size)} > limit {_mb(max_bytes)}); split it or raise "
+                            "--max-size-mb")
     if suffix == ".docx":
-        return _read_docx(path)
-    if suffix == ".pdf":
-        return _read_pdf(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DocumentError(f"{path}: cannot read ({exc.strerror})") from exc
-    if suffix in (".html", ".htm"):
-        return _read_html(path, raw)
-    text = decode_bytes(raw, str(path))
-    return _strip_markdown(text) if suffix in (".md", ".markdown") else text
+        text = _read_docx(path, max_bytes)
+    elif suffix == ".pdf":
+        text = _read_pdf(path, max_bytes)
+    else:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise DocumentError(f"{path}: cannot read ({exc.strerror})") from exc
+        if suffix in (".html", ".htm"):
+            text = _read_html(path, raw)
+        else:
+            text = decode_bytes(raw, str(path))
+            text = _strip_markdown(text) if suffix in (".md", ".markdown") else text
+    check_text_size(path, len(text), max_bytes)
+    return text
 
 
 # ---------------------------------------------------------------- segmentation
@@ -244,8 +352,11 @@ def _is_heading(line: str) -> bool:
             and (SECTION_RE.match(line) is not None or CHAPTER_RE.match(line) is not None))
 
 
-def segment_text(text: str, max_chars: int = MAX_CHUNK) -> list[Segment]:
-    """Cut document text into passages (articles for regulations, paragraph chunks otherwise)."""
+def segment_text(text: str, max_chars: int = MAX_CHUNK, max_passages: int | None = None) -> list[Segment]:
+    """Cut document text into passages (articles for regulations, paragraph chunks otherwise).
+
+    With ``max_passages`` cutting stops once there are more than that many (the caller refuses the text).
+    """
     lines = _clean_lines(text)
     n_articles = sum(1 for ln in lines if ARTICLE_RE.match(ln))
     out: list[Segment] = []
@@ -259,6 +370,8 @@ def segment_text(text: str, max_chars: int = MAX_CHUNK) -> list[Segment]:
                 out.append(Segment(len(out) + 1, article_heading, "\n".join(article)))
 
         for line in lines:
+            if max_passages is not None and len(out) > max_passages:
+                return out
             if ARTICLE_RE.match(line):
                 flush()
                 article = [line]
@@ -272,6 +385,8 @@ def segment_text(text: str, max_chars: int = MAX_CHUNK) -> list[Segment]:
         flush()
         return out
     for line in lines:
+        if max_passages is not None and len(out) > max_passages:
+            return out
         if _is_heading(line):
             heading = line
             continue
@@ -282,15 +397,20 @@ def segment_text(text: str, max_chars: int = MAX_CHUNK) -> list[Segment]:
     return out
 
 
-def segment_document(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Segment]:
-    """Read and segment one document file.
+def segment_document(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
+                     max_passages: int = DEFAULT_MAX_PASSAGES) -> list[Segment]:
+    """Read and segment one document file (at most ``max_passages`` passages, see :func:`read_document`
+    for ``max_bytes``).
 
     Raises:
-        DocumentError: if it cannot be read or yields no passages.
+        DocumentError: if it cannot be read, yields no passages, or yields more than ``max_passages``.
     """
-    segments = segment_text(read_document(path, max_bytes=max_bytes))
+    segments = segment_text(read_document(path, max_bytes=max_bytes), max_passages=max_passages)
     if not segments:
         raise DocumentError(f"{path}: no text passages found")
+    if len(segments) > max_passages:
+        raise DocumentError(f"{path}: more than {max_passages:,} passages, the limit per document "
+                            "(--max-passages); split it or raise --max-passages")
     return segments
 
 

@@ -15,6 +15,50 @@ app = typer.Typer(name="policyclf", no_args_is_help=True, add_completion=False,
 data_app = typer.Typer(no_args_is_help=True, help="Check, export and measure the annotated data.")
 app.add_typer(data_app, name="data")
 
+
+def version_lines() -> list[str]:
+    """What ``policyclf --version`` prints: package versions (read from the installed metadata, so
+    torch is not imported) and the model used when ``--model`` is not given, with its fingerprint."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from policyclf import __version__
+
+    lines = [f"policyclf {__version__} (Python {platform.python_version()})"]
+    for pkg in ("torch", "transformers"):
+        try:
+            lines.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            lines.append(f"{pkg}: not installed")
+    try:
+        from policyclf.models.base import read_meta
+        from policyclf.predict import default_model_dir
+
+        model = default_model_dir()
+    except PolicyclfError as exc:
+        return [*lines, f"default model: none ({exc})"]
+    try:
+        meta = read_meta(model)
+    except PolicyclfError as exc:
+        return [*lines, f"default model: {model} (unreadable: {exc})"]
+    data = meta.get("training_data", {})
+    lines.append(f"default model: {model} ({meta['backend']}, saved {meta.get('saved_at', '?')}, "
+                 f"training-data fingerprint {data.get('fingerprint', '?')}, {data.get('passages', '?')} passages)")
+    return lines
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo("\n".join(version_lines()))
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the versions of policyclf, torch and transformers and the "
+                                            "default model, then exit")) -> None:
+    """Code Chinese policy texts against the collaborative-innovation codebook."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

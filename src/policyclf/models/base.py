@@ -11,12 +11,40 @@ from typing import Any
 
 import numpy as np
 
-from policyclf.errors import ConfigError, ModelError
+from policyclf.errors import ConfigError, ModelError, ModelFileError
 from policyclf.labels import CATEGORIES, matrix_to_labels
 from policyclf.models.registry import BACKENDS, backend_class
 
 META_FILE = "meta.json"
 CONFIG_FILE = "config.toml"
+RESTORE = "restore it (`git checkout`, `git lfs pull`) or retrain the model"
+_LFS_POINTER = b"version https://git-lfs"
+
+
+def missing_file(path: Path) -> ModelFileError:
+    """The error for a model file that is not there."""
+    return ModelFileError(f"{path} is missing; the model directory is incomplete: {RESTORE}")
+
+
+def damaged_file(path: Path, reason: str) -> ModelFileError:
+    """The error for a model file that is there but cannot be read (truncated, overwritten, half-copied)."""
+    reason = " ".join(str(reason).split())[:200]
+    return ModelFileError(f"{path} is damaged or incomplete ({reason}); {RESTORE}")
+
+
+def check_model_file(path: Path) -> None:
+    """Raise :class:`ModelFileError` if a model file is missing or is a Git LFS pointer left in its place.
+
+    Raises:
+        ModelFileError: naming the file and how to restore it.
+    """
+    if not path.is_file():
+        raise missing_file(path)
+    with path.open("rb") as f:
+        head = f.read(len(_LFS_POINTER))
+    if head == _LFS_POINTER:
+        raise ModelFileError(f"{path} is a Git LFS pointer, not the file itself: run `git lfs pull` "
+                             "(or retrain the model)")
 
 
 class BaseClassifier:
@@ -127,13 +155,19 @@ def read_model_config(directory: str | Path) -> Any:
     """
     from policyclf.config import load_config
 
+    import tomllib
+
     path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise ModelError(f"{directory}: no {CONFIG_FILE}; the model directory is incomplete — retrain it")
+    check_model_file(path)
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise damaged_file(path, f"not valid TOML: {exc}") from exc
     try:
         return load_config(path)
     except ConfigError as exc:
-        raise ModelError(f"{directory}: {exc}") from exc
+        raise ModelError(f"{directory}: {exc}; the model was saved by another policyclf version, or its "
+                         f"{CONFIG_FILE} was edited by hand — fix the setting or retrain the model") from exc
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
@@ -149,10 +183,11 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelError(f"{directory}: not a policyclf model (no {META_FILE}); "
                          "train one with `policyclf train CONFIG -o DIR`")
+    check_model_file(path)
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc})") from exc
+        raise damaged_file(path, f"not valid JSON: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("policyclf_model") != 1:
         raise ModelError(f"{path}: not a policyclf model meta file")
     if meta.get("backend") not in BACKENDS:
@@ -160,6 +195,10 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     if tuple(meta.get("labels", ())) != CATEGORIES:
         raise ModelError(f"{path}: the model's label set {meta.get('labels')} is not this codebook's "
                          f"({', '.join(CATEGORIES)}); retrain it")
+    thresholds = meta.get("thresholds")
+    if (not isinstance(thresholds, list) or len(thresholds) != len(CATEGORIES)
+            or not all(isinstance(t, (int, float)) for t in thresholds)):
+        raise damaged_file(path, f"expected {len(CATEGORIES)} numeric thresholds, found {thresholds!r:.60}")
     return meta
 
 

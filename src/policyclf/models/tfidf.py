@@ -191,17 +191,21 @@ class TfidfClassifier(BaseClassifier):
     def _load_weights(self, directory: Path) -> None:
         import skops.io as sio
 
+        from policyclf.models.base import check_model_file, damaged_file
+
         path = directory / WEIGHTS_FILE
-        if not path.is_file():
-            raise ModelError(f"{directory}: missing {WEIGHTS_FILE}")
+        check_model_file(path)
         try:
             untrusted = sio.get_untrusted_types(file=path)
         except Exception as exc:
-            raise ModelError(f"{path}: not a readable skops file ({exc})") from exc
+            raise damaged_file(path, f"not a readable skops file: {type(exc).__name__}: {exc}") from exc
         unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
         if unexpected:
             raise ModelError(f"{path}: refuses to load untrusted types {unexpected}")
-        state = sio.load(path, trusted=list(untrusted))
+        try:
+            state = sio.load(path, trusted=list(untrusted))
+        except Exception as exc:
+            raise damaged_file(path, f"{type(exc).__name__}: {exc}") from exc
         self.coef_ = np.asarray(state["coef"])
         self.intercept_ = np.asarray(state["intercept"])
         for name in self._blocks():
