@@ -255,6 +255,13 @@ def test_learning_curve_points_follow_the_rounds():
     assert [(p.name, p.arm, p.rounds) for p in points] == [
         ("base", "both", ()), ("al1", "active", ("al1",)), ("al1+al2", "active", ("al1", "al2")),
         ("r0", "random", ("r0",))]
+    # a later data version continues from an earlier one: its rounds (and whole-slice rounds with no picks
+    # log) form the base, the new rounds are the arms
+    later = curve_points({"al1": "mixed", "r0": "random", "xw1": "mixed", "xw2": "mixed", "xw0": "random"},
+                         base=("al1", "r0", "xr1"))
+    assert [(p.name, p.arm, p.rounds) for p in later] == [
+        ("base", "both", ("al1", "r0", "xr1")), ("xw1", "active", ("al1", "r0", "xr1", "xw1")),
+        ("xw1+xw2", "active", ("al1", "r0", "xr1", "xw1", "xw2")), ("xw0", "random", ("al1", "r0", "xr1", "xw0"))]
 
 
 def test_rounds_filter_keeps_v1_records(pool_repo, fake_corpus):

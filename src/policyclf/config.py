@@ -119,6 +119,10 @@ class ReportConfig(_Section):
     bootstrap: int = Field(1000, ge=100)
     test_annotations: str = "data/annotated/other_provinces_test.jsonl"
     agreement: str = "data/annotated/agreement.json"
+    curve_base: list[str] = Field(
+        default_factory=list, description="coding rounds in the learning curve's base point besides the v1 set "
+                                          "(e.g. the rounds of an earlier data version); the curve then continues "
+                                          "from there through the other rounds, active against random")
 
     @field_validator("backends")
     @classmethod

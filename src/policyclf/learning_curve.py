@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,17 +40,19 @@ def round_strategies(root: str | Path | None = None) -> dict[str, str]:
     return out
 
 
-def curve_points(strategies: dict[str, str]) -> list[CurvePoint]:
-    """Cumulative points: base, the active rounds in order, and each random round on its own."""
-    active = sorted(r for r, s in strategies.items() if s != "random")
-    random_rounds = sorted(r for r, s in strategies.items() if s == "random")
-    points = [CurvePoint("base", "both", ())]
+def curve_points(strategies: dict[str, str], base: Sequence[str] = ()) -> list[CurvePoint]:
+    """Cumulative points: base (the v1 set plus the ``base`` rounds), then base plus the other active
+    rounds in order, and base plus the other random rounds in order."""
+    base = tuple(base)
+    active = sorted(r for r, s in strategies.items() if s != "random" and r not in base)
+    random_rounds = sorted(r for r, s in strategies.items() if s == "random" and r not in base)
+    points = [CurvePoint("base", "both", base)]
     for k in range(1, len(active) + 1):
-        points.append(CurvePoint("+".join(active[:k]), "active", tuple(active[:k])))
+        points.append(CurvePoint("+".join(active[:k]), "active", base + tuple(active[:k])))
     cum: list[str] = []
     for r in random_rounds:
         cum.append(r)
-        points.append(CurvePoint("+".join(cum), "random", tuple(cum)))
+        points.append(CurvePoint("+".join(cum), "random", base + tuple(cum)))
     return points
 
 
@@ -65,7 +68,7 @@ def run_curve(config: Any, out: str | Path, backends: list[str], *, corpus: str 
     """Run the protocol for every curve point (resumable: finished splits are skipped)."""
     from policyclf.protocol import run_protocol
 
-    points = curve_points(round_strategies())
+    points = curve_points(round_strategies(), config.report.curve_base)
     if not points[1:]:
         raise DataError("no coding rounds under data/annotated/rounds: nothing to draw a curve from")
     for p in points:
@@ -83,7 +86,7 @@ def curve_numbers(config: Any, out: str | Path, corpus: str | None = None) -> li
 
     rows = []
     strategies = round_strategies()
-    points = [(p, Path(out) / "curve" / p.name) for p in curve_points(strategies)]
+    points = [(p, Path(out) / "curve" / p.name) for p in curve_points(strategies, config.report.curve_base)]
     # the end point, every round together, is the main protocol of the same report
     points.append((CurvePoint("all", "both", tuple(strategies)), Path(out)))
     for p, folder in points:
@@ -158,7 +161,7 @@ def end_against_base(config: Any, out: str | Path, corpus: str | None = None,
 
 def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     """The end-against-base table (Markdown)."""
-    lines = ["| model | test | passages | base (v1 data) | all rounds (v2 data) | all − base [95% CI] | p |",
+    lines = ["| model | test | passages | base point | end point (all rounds) | end − base [95% CI] | p |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['backend']} | {r['test']} | {r['n']} | {r['base_macro_f1']:.3f} | {r['end_macro_f1']:.3f} | "
