@@ -170,6 +170,15 @@ def test_ppi_interval_covers_the_truth_in_at_least_90_percent_of_draws():
     assert hits / draws >= 0.90
 
 
+def test_gold_anchored_leaves_the_warning_filters_alone():
+    """ppi_py's import silences every warning of the process; analyze's warnings must still be shown."""
+    before = list(warnings.filters)
+    gold_anchored(np.array([0, 1, 1]), np.array([0, 1, 0]), np.array([1, 0, 0, 1]))
+    assert warnings.filters == before
+    with pytest.warns(UserWarning, match="still shown"):
+        warnings.warn("still shown", UserWarning)
+
+
 def test_ppi_beats_the_raw_share_when_the_model_is_biased():
     rng = np.random.default_rng(5)
     y = rng.random(5000) < 0.3
@@ -196,6 +205,33 @@ def test_gold_file_gives_gold_anchored_columns(synthetic, model_dir, tmp_path):
     header = (tmp_path / "out" / "prevalence.csv").read_text(encoding="utf-8-sig").splitlines()[0].split(",")
     assert header[:13] == ["group", "category", "n_docs", "n_passages", "raw", "raw_lo", "raw_hi", "corrected",
                            "corrected_lo", "corrected_hi", "gold_anchored", "gold_lo", "gold_hi"]
+
+
+def test_gold_for_some_groups_only(synthetic, model_dir, tmp_path):
+    """Coded passages in one group only: that group is gold-anchored, the other gets empty gold columns and a
+    warning that names it (passage and document unit), and every output is still written."""
+    docs = sorted({p.rsplit("-", 1)[0] for p in synthetic["pids"] if p.startswith("north-")})
+    coded_docs = set(np.random.default_rng(4).choice(docs, 12, replace=False))  # whole documents: both units
+    sample = [p for p in synthetic["pids"] if p.rsplit("-", 1)[0] in coded_docs]
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"passage_id": p, "labels": [c for c, v in zip(CATEGORIES, synthetic["gold"][p]) if v]})
+                            + "\n" for p in sample), encoding="utf-8")
+    for unit in ("passage", "document"):
+        with pytest.warns(AnalysisWarning, match=r"group 'south': 0 coded") as caught:
+            res = analyze(synthetic["dir"] / "pred.jsonl", tmp_path / unit, model_dir=model_dir, n_boot=50, n_perm=50,
+                          group_by="region", metadata=synthetic["dir"] / "meta.csv", gold=gold, unit=unit)
+        assert not any("north" in str(w.message) and "no gold-anchored" in str(w.message) for w in caught)
+        for r in res.prevalence:
+            if r["group"] == "south":
+                assert r["gold_anchored"] is None and r["gold_lo"] is None and r["gold_hi"] is None and r["n_gold"] == 0
+            else:
+                assert r["n_gold"] == (600 if unit == "passage" else 12) and r["gold_anchored"] is not None
+                if unit == "passage":  # (documents of 50 passages all carry every category here: degenerate)
+                    assert r["gold_lo"] <= r["gold_anchored"] <= r["gold_hi"]
+        rows = list(csv.DictReader((tmp_path / unit / "prevalence.csv").open(encoding="utf-8-sig")))
+        assert {r["gold_anchored"] for r in rows if r["group"] == "south"} == {""}
+        assert unit == "document" or all(r["gold_anchored"] != "" for r in rows if r["group"] == "north")
+        assert "gold-anchored" in (tmp_path / unit / "analysis.html").read_text(encoding="utf-8")
 
 
 def test_gold_with_unknown_ids_or_labels_is_refused(synthetic, model_dir, tmp_path):

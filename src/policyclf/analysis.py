@@ -365,7 +365,8 @@ def _pct(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def gold_anchored(y: np.ndarray, yhat: np.ndarray, yhat_unlabelled: np.ndarray) -> tuple[float, float, float]:
     """Prediction-powered estimate of a mean with its 95 % interval (``ppi_py``); a census (no
     unlabelled rows) gives the coded mean with ppi_py's classical interval."""
-    import ppi_py
+    with warnings.catch_warnings():  # importing ppi_py runs warnings.simplefilter("ignore"): keep it local
+        import ppi_py
 
     y, yhat, yu = (np.asarray(a, dtype=float) for a in (y, yhat, yhat_unlabelled))
     if len(yu) == 0:
@@ -572,9 +573,8 @@ def _add_gold(prevalence: list[dict[str, Any]], gdata: list[_GroupData], data: L
             yhat = np.array([data.pred[by_doc[d]].any(0) for d in full]).reshape(-1, 7)
             yu = np.array([data.pred[by_doc[d]].any(0) for d in g.docs if d not in set(full)]).reshape(-1, 7)
         n_gold = len(y)
-        if n_gold < 2:
-            if n_gold or unit == "document":
-                _warn(f"group {g.name!r}: {n_gold} coded {unit}(s); no gold-anchored estimate", notes)
+        if n_gold < 2:  # also a group the coded sample does not reach: its gold columns stay empty
+            _warn(f"group {g.name!r}: {n_gold} coded {unit}(s); no gold-anchored estimate", notes)
             for cat in CATEGORIES:
                 index[(g.name, cat)].update(gold_anchored=None, gold_lo=None, gold_hi=None, n_gold=n_gold)
             continue
