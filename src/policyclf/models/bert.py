@@ -300,18 +300,26 @@ class BertClassifier(BaseClassifier):
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
         return self.head_(pooled.float())
 
+    def _resolved_precision(self, kind: str) -> str:
+        """The ``inference`` or ``training`` precision in use: the setting, with ``auto`` resolved by the
+        hardware once (logged; the reason is kept in ``precision_reason_`` / ``training_precision_reason_``)."""
+        attr = "_precision" if kind == "inference" else "_training_precision"
+        if getattr(self, attr, None) is None:
+            import logging
+
+            from policyclf.hardware import resolve_precision
+
+            requested = self.inference_dtype if kind == "inference" else self.training_precision
+            value, why = resolve_precision(requested, self.device_.type)
+            logging.getLogger("policyclf").info("BERT %s precision: %s (%s)", kind, value, why)
+            setattr(self, attr, value)
+            setattr(self, f"{attr.lstrip('_')}_reason_", why)
+        return getattr(self, attr)
+
     @property
     def precision_(self) -> str:
         """The inference precision in use: ``inference_dtype``, with ``auto`` resolved by the hardware."""
-        if getattr(self, "_precision", None) is None:
-            from policyclf.hardware import resolve_precision
-
-            self._precision, why = resolve_precision(self.inference_dtype, self.device_.type)
-            import logging
-
-            logging.getLogger("policyclf").info("BERT inference precision: %s (%s)", self._precision, why)
-            self.precision_reason_ = why
-        return self._precision
+        return self._resolved_precision("inference")
 
     def runtime_info(self) -> dict[str, Any]:
         """Device and precision actually used (for run metadata and logs)."""
@@ -328,15 +336,7 @@ class BertClassifier(BaseClassifier):
     @property
     def training_precision_(self) -> str:
         """The training precision in use: ``training_precision``, with ``auto`` resolved by the hardware."""
-        if getattr(self, "_training_precision", None) is None:
-            from policyclf.hardware import resolve_precision
-
-            self._training_precision, why = resolve_precision(self.training_precision, self.device_.type)
-            import logging
-
-            logging.getLogger("policyclf").info("BERT training precision: %s (%s)", self._training_precision, why)
-            self.training_precision_reason_ = why
-        return self._training_precision
+        return self._resolved_precision("training")
 
     def _autocast(self, inference: bool = False):
         """bfloat16 autocast where the precision in use (inference or training) is bfloat16."""
