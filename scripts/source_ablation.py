@@ -46,6 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     full_dir = args.full / "predictions" / args.backend
+    examples = training_examples(load_config(args.config), args.corpus)  # every source: the gold for comparisons
     for variant in args.variants:
         cfg = load_config(args.config, {"data.exclude_sources": json.dumps(VARIANTS[variant]),
                                         "report.loro_regions": json.dumps(args.folds), "report.unseen": "false",
@@ -53,7 +54,6 @@ def main() -> None:
         out = args.output / variant
         started = time.time()
         run_protocol(cfg, out, corpus=args.corpus, log=lambda m: print(m, file=sys.stderr))
-        examples = training_examples(load_config(args.config), args.corpus)
         cmp = compare_prediction_sets(out / "predictions" / args.backend, full_dir, examples, n_boot=args.bootstrap)
         left_out = len(examples) - len(training_examples(cfg, args.corpus))
         rows.append({"variant": variant, "left_out_sources": VARIANTS[variant], "left_out_passages": left_out,
