@@ -182,3 +182,31 @@ def test_spans_cut_from_validation_passages_are_not_trained_on(tiny_bert_dir):
     assert without.validation_["trained_inputs"] == 2 * n - n_val
     with pytest.raises(ModelError, match="sources for"):
         BertClassifier(**kw)._fit_core(texts + spans, labels, holdout=True, targets=targets, n_gold=n, sources=[0])
+
+
+def test_a_bert_model_trained_by_the_protocol_is_the_students_teacher(tiny_bert_dir, monkeypatch, tmp_path):
+    """report trains the teacher backend and then the student on the same split: the student reads
+    the kept bert model instead of training an identical teacher again."""
+    from policyclf.models import bert, distilled
+    from policyclf.models.bert import BertClassifier
+
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
+    texts, labels = toy_data(3)
+    student = _student(tiny_bert_dir)
+    teacher = BertClassifier(**student.teacher_params(), device="cpu", progress=False).fit(texts, labels)
+    kept = distilled.share_as_teacher(teacher, texts, labels)
+    assert kept is not None and (kept / "meta.json").is_file()
+    assert kept == student._teacher_cache(texts, labels, None, [""] * len(texts))
+
+    def no_training(self, *a, **k):
+        raise AssertionError("the teacher was trained again")
+
+    monkeypatch.setattr(bert.BertClassifier, "fit", no_training)
+    got = student.fit(texts, labels)
+    assert got.validation_["teacher"]["validation"]["macro_f1"] == teacher.validation_["macro_f1"]
+    # a teacher with other settings is not shared with this student
+    assert distilled.teacher_cache_path({**student.teacher_params(), "seed": 99}, texts, labels, None, None) != kept
+    assert distilled.share_as_teacher(student, texts, labels) is None  # only a bert model is a teacher
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "0")
+    assert distilled.share_as_teacher(teacher, texts, labels) is None

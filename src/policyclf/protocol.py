@@ -133,6 +133,11 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
                 log(f"[{backend}] {name}: training on {len(train_set)} passages, scoring {len(test_set)}")
                 model = fit_examples(build_model(cfg), train_set)
                 extra = {"train_seconds": round(time.time() - started, 1)}
+                if backend == "bert":  # a student of the same split (backend distilled) reuses it as its teacher
+                    from policyclf.models.distilled import share_as_teacher
+
+                    share_as_teacher(model, [e.text for e in train_set], [list(e.labels) for e in train_set],
+                                     [e.passage.doc_id for e in train_set], [e.passage.heading for e in train_set])
             if model_target is not None:
                 save_model_atomic(model, model_target, cfg, train_set)
             if not path.is_file():

@@ -64,6 +64,50 @@ def _hash_data(h: Any, texts, headings, labels, groups) -> None:
         h.update(json.dumps(part, ensure_ascii=False).encode())
 
 
+def teacher_cache_path(params: dict[str, Any], texts, labels, groups, headings) -> Path | None:
+    """Where a BERT teacher with settings ``params`` trained on exactly this data is kept, or None (cache off)."""
+    import hashlib
+
+    if not _cache_on():
+        return None
+    from policyclf.models.base_model import cache_dir
+
+    h = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode())
+    _hash_data(h, [str(t) for t in texts], list(headings) if headings is not None else [""] * len(texts),
+               labels, groups)
+    return cache_dir() / "distill" / f"teacher-model-{h.hexdigest()[:20]}"
+
+
+def _save_teacher(teacher: Any, kept: Path) -> None:
+    import shutil
+
+    tmp = kept.with_name(kept.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    teacher.save(tmp, extra_meta={"validation": getattr(teacher, "validation_", None)})
+    shutil.rmtree(kept, ignore_errors=True)
+    tmp.replace(kept)
+
+
+def share_as_teacher(model: Any, texts, labels, groups=None, headings=None) -> Path | None:
+    """Keep a ``bert`` model just trained on this data where a distilled fit on the same data looks for its teacher.
+
+    ``report`` trains the teacher backend (``bert``) and the student (``distilled``, ``teacher = ""``)
+    on identical splits; the student's fit would train the very same teacher again (same settings,
+    data and seed). With this, it reads the kept one. Returns the path, or None where the distillation
+    cache is off or the model is not a BertClassifier.
+    """
+    if type(model) is not BertClassifier:
+        return None
+    kept = teacher_cache_path({k: getattr(model, k) for k in BertClassifier.CONFIG_KEYS}, texts, labels, groups,
+                              headings)
+    if kept is None or (kept / "meta.json").is_file():
+        return kept
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    _save_teacher(model, kept)
+    log.info("distillation: this bert model is kept as the teacher for a student on the same data (%s)", kept)
+    return kept
+
+
 class DistilledClassifier(BaseClassifier):
     """A BERT student with ``student_layers`` encoder layers, trained on a BERT teacher's scores.
 
@@ -151,13 +195,7 @@ class DistilledClassifier(BaseClassifier):
         teacher = BertClassifier(**self.teacher_params(), device=self.device, progress=self.progress)
         teacher.fit(texts, labels, groups=groups, headings=headings)
         if kept is not None:  # another student recipe on the same split reuses it
-            import shutil
-
-            tmp = kept.with_name(kept.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            teacher.save(tmp, extra_meta={"validation": getattr(teacher, "validation_", None)})
-            shutil.rmtree(kept, ignore_errors=True)
-            tmp.replace(kept)
+            _save_teacher(teacher, kept)
             # score with the saved teacher, so that its scores do not depend on whether it was cached
             return load_model(kept, device=self.device, inference_dtype="float32", progress=self.progress)
         return teacher
@@ -169,15 +207,7 @@ class DistilledClassifier(BaseClassifier):
         groups), not the student's, so every student recipe on one split shares one teacher.
         ``POLICYCLF_DISTILL_CACHE=0`` turns it off.
         """
-        import hashlib
-
-        if not _cache_on():
-            return None
-        from policyclf.models.base_model import cache_dir
-
-        h = hashlib.sha1(json.dumps(self.teacher_params(), sort_keys=True, default=str).encode())
-        _hash_data(h, texts, headings, labels, groups)
-        return cache_dir() / "distill" / f"teacher-model-{h.hexdigest()[:20]}"
+        return teacher_cache_path(self.teacher_params(), texts, labels, groups, headings)
 
     # ------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
