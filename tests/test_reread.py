@@ -87,3 +87,74 @@ def test_wilson_and_kappa():
     assert lo == 0.0 and 0.05 < hi < 0.09
     assert reread_compare.kappa([True, False, True, False], [True, False, True, False]) == 1.0
     assert reread_compare.kappa([True, False], [False, True]) == -1.0
+
+
+def test_category_reread_layout_hides_the_category_and_apply_changes_only_it(monkeypatch, fake_repo, fake_corpus,
+                                                                            tmp_path):
+    import category_reread
+
+    docs = {json.loads(x)["doc_id"] for x in (fake_corpus / "passages.jsonl").read_text(encoding="utf-8").splitlines()}
+    (fake_corpus / "documents.jsonl").write_text(
+        "".join(json.dumps({"doc_id": d, "title": f"文件{d}"}, ensure_ascii=False) + "\n" for d in sorted(docs)),
+        encoding="utf-8")
+    monkeypatch.setenv("POLICYCLF_HOME", str(fake_repo))
+    (fake_repo / "data" / "annotated" / "rounds").mkdir()
+    ann = fake_repo / "data" / "annotated" / "six_regions.jsonl"
+    before = {json.loads(x)["passage_id"]: json.loads(x) for x in ann.read_text(encoding="utf-8").splitlines()}
+    rd = tmp_path / "tt"
+    cat = "talent_teams"
+    monkeypatch.setattr(sys, "argv", ["x", "layout", str(rd), "--category", cat, "--doc-type", "regulation",
+                                      "--sets", "six_regions", "--per-reader", "16", "--double", "0.25",
+                                      "--corpus", str(fake_corpus)])
+    category_reread.main()
+    sets = json.loads((rd / "sets.json").read_text())
+    assert len(sets["passages"]) == 48 and len(sets["double"]) == 12
+    rows = {}
+    for d in sorted(p for p in rd.iterdir() if p.is_dir()):
+        for x in (d / "in.jsonl").read_text(encoding="utf-8").splitlines():
+            r = json.loads(x)
+            assert cat not in r["other_codes"]["labels"] and "labels" not in r
+            assert set(r["other_codes"]["labels"]) == set(before[r["passage_id"]]["labels"]) - {cat}
+            rows.setdefault(d.name[0], []).append(r["passage_id"])
+    assert sorted(rows["A"]) == sorted(sets["passages"]) and sorted(rows["B"]) == sorted(sets["double"])
+
+    # invented decisions: the A readers add talent_teams everywhere; B readers agree except on one passage
+    split = sets["double"][0]
+    for d in sorted(p for p in rd.iterdir() if p.is_dir()):
+        ids = [json.loads(x)["passage_id"] for x in (d / "in.jsonl").read_text(encoding="utf-8").splitlines()]
+        (d / "out.jsonl").write_text("".join(json.dumps(
+            {"passage_id": p, "applies": not (d.name[0] == "B" and p == split),
+             "subcodes": [] if (d.name[0] == "B" and p == split) else ["talent_introduction"]}) + "\n" for p in ids))
+    monkeypatch.setattr(sys, "argv", ["x", "apply", str(rd), "--name", "ttr"])
+    with pytest.raises(SystemExit, match="1 passages are not decided"):
+        category_reread.main()
+    monkeypatch.setattr(sys, "argv", ["x", "disagreements", str(rd), "--corpus", str(fake_corpus)])
+    category_reread.main()
+    assert [json.loads(x)["passage_id"] for x in (rd / "J" / "in.jsonl").read_text().splitlines()] == [split]
+    (rd / "J" / "out.jsonl").write_text(json.dumps({"passage_id": split, "applies": False, "subcodes": []}) + "\n")
+    monkeypatch.setattr(sys, "argv", ["x", "apply", str(rd), "--name", "ttr"])
+    category_reread.main()
+    after = {json.loads(x)["passage_id"]: json.loads(x) for x in ann.read_text(encoding="utf-8").splitlines()}
+    for pid, rec in after.items():
+        assert set(rec["labels"]) - {cat} == set(before[pid]["labels"]) - {cat}  # other categories untouched
+        assert rec["text_sha1"] == before[pid]["text_sha1"]
+        assert (cat in rec["labels"]) == (pid != split)
+    log = [json.loads(x) for x in (fake_repo / "data" / "annotated" / "rounds" / "ttr.readjudicated.jsonl")
+           .read_text().splitlines()]
+    assert len(log) == 48 and sum(not r["kept"] for r in log) == sum(
+        (cat in after[p]["labels"]) != (cat in before[p]["labels"]) or
+        sorted(after[p]["subcodes"]) != sorted(before[p]["subcodes"]) for p in after)
+    summary = json.loads((fake_repo / "data" / "annotated" / "rounds" / "ttr.summary.json").read_text())
+    assert summary["judged"] == 1 and summary["agreement"]["read_twice"] == 12
+    with pytest.raises(SystemExit, match="applied already"):
+        category_reread.main()
+
+
+def test_category_reread_refuses_subcodes_of_another_category(tmp_path):
+    import category_reread
+
+    d = tmp_path / "A1"
+    d.mkdir()
+    (d / "out.jsonl").write_text(json.dumps({"passage_id": "x", "applies": True, "subcodes": ["talent_introduction"]}))
+    with pytest.raises(SystemExit, match="do not fit"):
+        category_reread._decisions(d, "government_functions")
