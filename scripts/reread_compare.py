@@ -54,10 +54,11 @@ def read_outs(rd: Path) -> dict[str, list[set[str]]]:
     return got
 
 
-def compare(rd: Path, corpus: str | None = None) -> dict:
+def compare(rd: Path, corpus: str | None = None, annotations: Path | None = None) -> dict:
+    """``annotations``: compare with this file instead of the one the sample was drawn from (e.g. a later version)."""
     sets = json.loads((rd / "sets.json").read_text())
     label = sets["label"]
-    ann = Path(sets["annotations"])
+    ann = Path(annotations or sets["annotations"])
     if not ann.is_absolute():
         ann = Path(__file__).resolve().parents[1] / ann
     passages = load_passages(corpus)
@@ -130,8 +131,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--md", type=Path)
     ap.add_argument("--corpus")
+    ap.add_argument("--annotations", type=Path, help="compare with this version of the records (default: the sampled file)")
     args = ap.parse_args()
-    res = compare(args.round_dir, args.corpus)
+    res = compare(args.round_dir, args.corpus, args.annotations)
     md = to_markdown(res)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
