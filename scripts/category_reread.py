@@ -13,7 +13,9 @@ score. A seeded ``--double`` share is read by a second adjudicator; where the tw
               --doc-type regulation --sets six_regions pool test [--per-reader 190] [--double 0.2]
   apply:  scripts/category_reread.py apply WORKSPACE/gfr --name gfr
           (writes the decisions into the final files, logs every passage read, before and after,
-           in data/annotated/rounds/NAME.readjudicated.jsonl; refuses while any passage is undecided)
+           in data/annotated/rounds/NAME.readjudicated.jsonl; refuses while any passage is undecided.
+           A changed record keeps its coder and note; NAME is appended to its note and to its
+           `readjudicated` list)
   disagreements: scripts/category_reread.py disagreements WORKSPACE/gfr  (lays out J/in.jsonl)
 
 Reader output, one line per passage: {"passage_id": ..., "applies": true|false, "subcodes": [...], "note": ""}.
@@ -108,15 +110,21 @@ def layout(args: argparse.Namespace) -> None:
 
 
 def _decisions(folder: Path, category: str) -> dict[str, tuple[bool, tuple[str, ...], str]]:
+    """A reader's decisions; refuses lines for passages not in the reader's own in.jsonl, and duplicates."""
     out = {}
+    given = {rec["passage_id"] for _, rec in read_jsonl(folder / "in.jsonl")} if (folder / "in.jsonl").is_file() else None
     for n, (_, rec) in enumerate(read_jsonl(folder / "out.jsonl"), 1):
+        if given is not None and rec.get("passage_id") not in given:
+            sys.exit(f"{folder.name}/out.jsonl line {n}: {rec.get('passage_id')!r} is not in {folder.name}/in.jsonl")
+        if rec.get("passage_id") in out:
+            sys.exit(f"{folder.name}/out.jsonl line {n}: {rec['passage_id']} decided twice")
         applies, subs = rec.get("applies"), rec.get("subcodes", [])
         if not isinstance(applies, bool) or not isinstance(subs, list):
             sys.exit(f"{folder.name}/out.jsonl line {n}: 'applies' must be true or false and 'subcodes' a list")
         bad = [s for s in subs if SUBCODE_TO_CATEGORY.get(s) != category]
         if bad or (subs and not applies):
             sys.exit(f"{folder.name}/out.jsonl line {n}: sub-codes {subs} do not fit applies={applies} for {category}")
-        out[rec["passage_id"]] = (applies, tuple(sorted(subs)), str(rec.get("note", ""))[:40])
+        out[rec["passage_id"]] = (applies, tuple(sorted(set(subs))), str(rec.get("note", ""))[:40])
     return out
 
 
@@ -124,9 +132,18 @@ def _collect(rd: Path) -> tuple[dict, dict, dict, dict]:
     sets = json.loads((rd / "sets.json").read_text())
     cat = sets["category"]
     first, second, judge = {}, {}, {}
-    for folder in sorted(p for p in rd.iterdir() if p.is_dir()):
+    import re
+
+    for folder in sorted(p for p in rd.iterdir() if p.is_dir() and re.fullmatch(r"[AB]\d+|J", p.name)):
         got = _decisions(folder, cat) if (folder / "out.jsonl").is_file() else {}
-        {"A": first, "B": second, "J": judge}.get(folder.name[:1], {}).update(got)
+        target = {"A": first, "B": second, "J": judge}[folder.name[:1]]
+        clash = set(got) & set(target)
+        if clash:
+            sys.exit(f"{folder.name}: {len(clash)} passages also decided in another {folder.name[:1]} folder, e.g. {sorted(clash)[0]}")
+        target.update(got)
+    stray = set(judge) - {p for p in sets["double"] if p in first and p in second and first[p][0] != second[p][0]}
+    if stray:
+        sys.exit(f"J decided {len(stray)} passages that are not disagreements, e.g. {sorted(stray)[0]}")
     return sets, first, second, judge
 
 
@@ -141,7 +158,9 @@ def agreement(sets: dict, first: dict, second: dict) -> dict:
     pa, pb = sum(a) / n, sum(b) / n
     pe = pa * pb + (1 - pa) * (1 - pb)
     return {"read_twice": n, "agree": round(po, 4), "kappa": round((po - pe) / (1 - pe), 4) if pe < 1 else None,
-            "same_subcodes": round(sum(first[p][:2] == second[p][:2] for p in both) / n, 4)}
+            "both_apply": sum(x and y for x, y in zip(a, b)),
+            "same_subcodes_where_both_apply": round(sum(first[p][1] == second[p][1] for p in both if first[p][0] and second[p][0])
+                                                    / max(1, sum(x and y for x, y in zip(a, b))), 4)}
 
 
 def disagreements(args: argparse.Namespace) -> None:
@@ -202,12 +221,17 @@ def apply(args: argparse.Namespace) -> None:
             new_labels = [c for c in CATEGORIES if c in labels or (c == cat and applies)]
             new_subs = old_subs + list(subs)
             had = cat in rec.get("labels", [])
-            before = {"labels": rec.get("labels", []), "subcodes": rec.get("subcodes", []), "coder": rec.get("coder")}
+            before = {"labels": rec.get("labels", []), "subcodes": rec.get("subcodes", []), "coder": rec.get("coder"),
+                      "note": rec.get("note", "")}
             kept = had == applies and sorted(rec.get("subcodes", [])) == sorted(new_subs)
             if not kept:
                 changed["added" if applies and not had else "removed" if had and not applies else "subcodes"] += 1
-                rec.update({"labels": new_labels, "subcodes": new_subs, "coder": "adjudicated",
-                            "note": f"{args.name}: {cat}" + (f" {note}" if note else "")})
+                # the coder and the note stay (the note is the coder's, about any category); the change is
+                # marked in its own field, so `data agreement` still counts only first-round adjudications
+                mark = f"{args.name}: {cat}" + (f" {note}" if note else "")
+                rec.update({"labels": new_labels, "subcodes": new_subs,
+                            "note": "; ".join(x for x in (rec.get("note", ""), mark) if x),
+                            "readjudicated": [*rec.get("readjudicated", []), args.name]})
             log_rows.append({"passage_id": pid, "set": name, "kept": kept, "before": before,
                              "after": {"labels": rec["labels"], "subcodes": rec["subcodes"]},
                              "read_by": "J" if pid in judge else ("A+B" if pid in second else "A")})

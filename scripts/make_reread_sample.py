@@ -6,9 +6,7 @@ their final record, ``--without M`` that do not), optionally one document type, 
 order (so neither the stratum nor the label is visible from the order) and cut into two halves. Each
 half goes to two coders (A1/B1, A2/B2): every passage is read twice, independently, from the codebook
 and the coding notes. Coders see the same fields as in any coding round (``make_coding_round.py``):
-never the existing record, never a model score. ``sets.json`` records the sample and the seed; the
-strata are recomputed from the records by ``scripts/reread_compare.py``, which compares the second
-reading with the final records.
+never the existing record, never a model score. ``sets.json`` records the sample and the seed; 
 
 Usage:
   scripts/make_reread_sample.py WORKSPACE/gf1 --annotations data/annotated/six_regions.jsonl \
@@ -66,7 +64,8 @@ def main() -> None:
     (rd / "sets.json").write_text(json.dumps({
         "kind": "reread", "annotations": str(args.annotations), "label": args.label, "doc_type": args.doc_type,
         "seed": args.seed, "with": args.n_with, "without": args.n_without, "passages": ids,
-        "double": ids}, indent=0))
+        "strata": {pid: "with" if pid in set(pos) else "without" for pid in ids},
+        "population": {"with": len(pos), "without": len(neg)}, "double": ids}, indent=0))
     print(f"{rd.name}: {len(ids)} passages ({args.n_with} with, {args.n_without} without {args.label}), "
           f"halves of {len(halves[0])} and {len(halves[1])}, each read by two coders")
 

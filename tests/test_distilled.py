@@ -210,3 +210,38 @@ def test_a_bert_model_trained_by_the_protocol_is_the_students_teacher(tiny_bert_
     assert distilled.share_as_teacher(student, texts, labels) is None  # only a bert model is a teacher
     monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "0")
     assert distilled.share_as_teacher(teacher, texts, labels) is None
+
+
+def test_the_report_trains_each_splits_teacher_once_for_bert_and_its_student(tiny_bert_dir, fake_repo, fake_corpus,
+                                                                             monkeypatch, tmp_path):
+    """Through run_protocol: the bert backend's fold model is the distilled backend's teacher on that fold."""
+    from policyclf.config import load_config
+    from policyclf.models import bert
+    from policyclf.protocol import run_protocol
+
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
+    ann = fake_repo / "data" / "annotated"
+    cfg_path = tmp_path / "r.toml"
+    cfg_path.write_text(
+        f'[data]\ncorpus = "{fake_corpus}"\nannotations = ["{ann / "six_regions.jsonl"}"]\n'
+        f'[model]\nbackend = "bert"\nbase_model = "{tiny_bert_dir}"\nmax_length = 16\nwindow_stride = 6\n'
+        'trainable_layers = 1\ninference_dtype = "float32"\n'
+        '[training]\nepochs = 1\nbatch_size = 8\nvalidation_fraction = 0.25\ndevice = "cpu"\n'
+        '[distill]\nstudent_layers = 1\nepochs = 1\n'
+        f'[report]\nbackends = ["bert", "distilled"]\nloro_regions = ["beijing"]\nunseen = false\nbootstrap = 100\n'
+        f'test_annotations = "{ann / "other_provinces_test.jsonl"}"\n', encoding="utf-8")
+    teachers = []
+    real_fit = bert.BertClassifier.fit
+
+    def counting_fit(self, *a, **k):
+        if not self.encoder_layers:  # the student has encoder_layers set; a teacher (or the bert backend) not
+            teachers.append(1)
+        return real_fit(self, *a, **k)
+
+    monkeypatch.setattr(bert.BertClassifier, "fit", counting_fit)
+    out = run_protocol(load_config(cfg_path), tmp_path / "rep", log=lambda m: None)
+    assert (out / "predictions" / "bert" / "loro-beijing.jsonl").is_file()
+    assert (out / "predictions" / "distilled" / "loro-beijing.jsonl").is_file()
+    assert len(teachers) == 1  # trained by the bert backend, read back by the student
+    assert len(list((tmp_path / "cache" / "distill").glob("teacher-model-*"))) == 1

@@ -75,8 +75,8 @@ def test_compare_counts_consensus_changes_per_stratum(monkeypatch, fake_repo, fa
     assert tt["strata"]["with"]["consensus_differs_from_final"] == 1
     assert tt["strata"]["with"]["rate"] == 0.25
     pop = res["population"]
-    assert tt["estimated_changes_in_population"] == {"removed_from_with": round(0.25 * pop["with"]),
-                                                     "added_to_without": round(0.4 * pop["without"])}
+    assert tt["estimated_changes_in_population"] == {"removed": round(0.25 * pop["with"]),
+                                                     "added": round(0.4 * pop["without"])}
     assert tt["rereaders_kappa"] < 1.0
     assert res["categories"]["investment_channels"]["rereaders_kappa"] == 1.0
     assert "talent_teams" in reread_compare.to_markdown(res)
@@ -89,9 +89,25 @@ def test_wilson_and_kappa():
     assert reread_compare.kappa([True, False], [False, True]) == -1.0
 
 
+def _with_subcodes(path):
+    """Give every record of an annotation file one sub-code per label (the first of its category)."""
+    from policyclf.labels import SUBCODE_TO_CATEGORY
+
+    first = {}
+    for sub, cat in SUBCODE_TO_CATEGORY.items():
+        first.setdefault(cat, sub)
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    for k, r in enumerate(rows):
+        r["subcodes"] = [first[c] for c in r["labels"]]
+        r["note"] = f"n{k}" if k % 3 == 0 else ""
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
 def test_category_reread_layout_hides_the_category_and_apply_changes_only_it(monkeypatch, fake_repo, fake_corpus,
                                                                             tmp_path):
     import category_reread
+    from policyclf.labels import SUBCODE_TO_CATEGORY
 
     docs = {json.loads(x)["doc_id"] for x in (fake_corpus / "passages.jsonl").read_text(encoding="utf-8").splitlines()}
     (fake_corpus / "documents.jsonl").write_text(
@@ -100,11 +116,14 @@ def test_category_reread_layout_hides_the_category_and_apply_changes_only_it(mon
     monkeypatch.setenv("POLICYCLF_HOME", str(fake_repo))
     (fake_repo / "data" / "annotated" / "rounds").mkdir()
     ann = fake_repo / "data" / "annotated" / "six_regions.jsonl"
-    before = {json.loads(x)["passage_id"]: json.loads(x) for x in ann.read_text(encoding="utf-8").splitlines()}
+    test_file = fake_repo / "data" / "annotated" / "other_provinces_test.jsonl"
+    before_rows = _with_subcodes(ann)
+    test_before = _with_subcodes(test_file)  # work reports only: outside --doc-type regulation, never read
+    before = {r["passage_id"]: r for r in before_rows}
     rd = tmp_path / "tt"
     cat = "talent_teams"
     monkeypatch.setattr(sys, "argv", ["x", "layout", str(rd), "--category", cat, "--doc-type", "regulation",
-                                      "--sets", "six_regions", "--per-reader", "16", "--double", "0.25",
+                                      "--sets", "six_regions", "test", "--per-reader", "16", "--double", "0.25",
                                       "--corpus", str(fake_corpus)])
     category_reread.main()
     sets = json.loads((rd / "sets.json").read_text())
@@ -115,10 +134,11 @@ def test_category_reread_layout_hides_the_category_and_apply_changes_only_it(mon
             r = json.loads(x)
             assert cat not in r["other_codes"]["labels"] and "labels" not in r
             assert set(r["other_codes"]["labels"]) == set(before[r["passage_id"]]["labels"]) - {cat}
+            assert not any(SUBCODE_TO_CATEGORY[x] == cat for x in r["other_codes"]["subcodes"])
             rows.setdefault(d.name[0], []).append(r["passage_id"])
     assert sorted(rows["A"]) == sorted(sets["passages"]) and sorted(rows["B"]) == sorted(sets["double"])
 
-    # invented decisions: the A readers add talent_teams everywhere; B readers agree except on one passage
+    # invented decisions: the A readers say talent_teams applies everywhere; B readers agree except on one passage
     split = sets["double"][0]
     for d in sorted(p for p in rd.iterdir() if p.is_dir()):
         ids = [json.loads(x)["passage_id"] for x in (d / "in.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -131,23 +151,63 @@ def test_category_reread_layout_hides_the_category_and_apply_changes_only_it(mon
     monkeypatch.setattr(sys, "argv", ["x", "disagreements", str(rd), "--corpus", str(fake_corpus)])
     category_reread.main()
     assert [json.loads(x)["passage_id"] for x in (rd / "J" / "in.jsonl").read_text().splitlines()] == [split]
-    (rd / "J" / "out.jsonl").write_text(json.dumps({"passage_id": split, "applies": False, "subcodes": []}) + "\n")
+    # a J decision for a passage that is no disagreement is refused
+    other = next(p for p in sets["passages"] if p != split)
+    (rd / "J" / "out.jsonl").write_text(json.dumps({"passage_id": split, "applies": False, "subcodes": []}) + "\n"
+                                        + json.dumps({"passage_id": other, "applies": False, "subcodes": []}) + "\n")
     monkeypatch.setattr(sys, "argv", ["x", "apply", str(rd), "--name", "ttr"])
+    with pytest.raises(SystemExit, match="not in J/in.jsonl"):
+        category_reread.main()
+    (rd / "J" / "out.jsonl").write_text(json.dumps({"passage_id": split, "applies": False, "subcodes": []}) + "\n")
     category_reread.main()
-    after = {json.loads(x)["passage_id"]: json.loads(x) for x in ann.read_text(encoding="utf-8").splitlines()}
-    for pid, rec in after.items():
-        assert set(rec["labels"]) - {cat} == set(before[pid]["labels"]) - {cat}  # other categories untouched
-        assert rec["text_sha1"] == before[pid]["text_sha1"]
-        assert (cat in rec["labels"]) == (pid != split)
+    after_rows = [json.loads(x) for x in ann.read_text(encoding="utf-8").splitlines()]
+    assert [r["passage_id"] for r in after_rows] == [r["passage_id"] for r in before_rows]  # order kept
+    assert [json.loads(x) for x in test_file.read_text(encoding="utf-8").splitlines()] == test_before  # not read
+    for old, new in zip(before_rows, after_rows):
+        assert new["text_sha1"] == old["text_sha1"] and new["coder"] == old["coder"]
+        assert set(new["labels"]) - {cat} == set(old["labels"]) - {cat}  # other categories untouched
+        assert [x for x in new["subcodes"] if SUBCODE_TO_CATEGORY[x] != cat] == \
+            [x for x in old["subcodes"] if SUBCODE_TO_CATEGORY[x] != cat]
+        assert all(SUBCODE_TO_CATEGORY[x] in new["labels"] for x in new["subcodes"])
+        assert (cat in new["labels"]) == (new["passage_id"] != split)
+        if new == old:
+            continue
+        assert new["readjudicated"] == ["ttr"] and new["note"].startswith(old["note"]) and "ttr: talent_teams" in new["note"]
     log = [json.loads(x) for x in (fake_repo / "data" / "annotated" / "rounds" / "ttr.readjudicated.jsonl")
            .read_text().splitlines()]
-    assert len(log) == 48 and sum(not r["kept"] for r in log) == sum(
-        (cat in after[p]["labels"]) != (cat in before[p]["labels"]) or
-        sorted(after[p]["subcodes"]) != sorted(before[p]["subcodes"]) for p in after)
+    changed = {o["passage_id"] for o, n in zip(before_rows, after_rows) if o != n}
+    assert len(log) == 48 and {r["passage_id"] for r in log if not r["kept"]} == changed
+    assert all(r["before"]["note"] == before[r["passage_id"]]["note"] for r in log)
     summary = json.loads((fake_repo / "data" / "annotated" / "rounds" / "ttr.summary.json").read_text())
     assert summary["judged"] == 1 and summary["agreement"]["read_twice"] == 12
     with pytest.raises(SystemExit, match="applied already"):
         category_reread.main()
+
+
+def test_compare_weights_by_the_strata_of_the_draw_not_of_a_later_version(monkeypatch, fake_repo, fake_corpus,
+                                                                          tmp_path):
+    rd = tmp_path / "gf"
+    ann = lay_out(monkeypatch, fake_repo, fake_corpus, rd)
+    sets = json.loads((rd / "sets.json").read_text())
+    assert sets["population"] == {"with": 12, "without": 36} and len(sets["strata"]) == 10
+    rows = [json.loads(x) for x in ann.read_text(encoding="utf-8").splitlines()]
+    final = {r["passage_id"]: set(r["labels"]) for r in rows}
+    for d in ("A1", "A2", "B1", "B2"):
+        ids = [json.loads(x)["passage_id"] for x in (rd / d / "in.jsonl").read_text(encoding="utf-8").splitlines()]
+        (rd / d / "out.jsonl").write_text("".join(json.dumps({"passage_id": p, "labels": sorted(final[p] | {"talent_teams"})})
+                                                  + "\n" for p in ids))
+    # a later version of the records gives talent_teams to every sampled passage: the strata must not move
+    later = tmp_path / "later.jsonl"
+    later.write_text("".join(json.dumps({**r, "labels": sorted(set(r["labels"]) | {"talent_teams"})}) + "\n"
+                             for r in rows), encoding="utf-8")
+    now = reread_compare.compare(rd, str(fake_corpus))
+    then = reread_compare.compare(rd, str(fake_corpus), later)
+    assert now["population"] == then["population"] == {"with": 12, "without": 36}
+    tt_now, tt_then = now["categories"]["talent_teams"], then["categories"]["talent_teams"]
+    assert tt_now["strata"]["without"]["consensus_adds"] == 6 and tt_now["estimated_changes_in_population"] == \
+        {"added": 36, "removed": 0}
+    assert tt_then["strata"]["without"]["passages"] == 6 and tt_then["estimated_changes_in_population"] == \
+        {"added": 0, "removed": 0}
 
 
 def test_category_reread_refuses_subcodes_of_another_category(tmp_path):

@@ -190,6 +190,7 @@ class DistilledClassifier(BaseClassifier):
         kept = self._teacher_cache(texts, labels, groups, headings)
         if kept is not None and (kept / "meta.json").is_file():
             log.info("distillation: the teacher trained on these passages is read from %s", kept)
+            self.teacher_kept_ = str(kept)
             return load_model(kept, device=self.device, inference_dtype="float32", progress=self.progress)
         log.info("distillation: training the teacher on %d passages", len(texts))
         teacher = BertClassifier(**self.teacher_params(), device=self.device, progress=self.progress)
@@ -236,7 +237,10 @@ class DistilledClassifier(BaseClassifier):
 
                 saved_at = getattr(self, "teacher_path_", self.teacher) or self._teacher_cache(texts, labels, groups, heads)
                 validation = (read_meta(saved_at).get("validation") or {}) if saved_at else {}
-            teacher_info = {"source": self.teacher or "trained in this fit",
+            kept_at = getattr(self, "teacher_kept_", None)
+            source = self.teacher or (f"kept from an earlier fit on the same data and settings (the report's bert "
+                                      f"run or another student recipe): {kept_at}" if kept_at else "trained in this fit")
+            teacher_info = {"source": source,
                             "validation": {k: v for k, v in (validation or {}).items()
                                            if k not in ("history", "comparison")}}
             log.info("distillation: teacher scores %d passages + %d sentence spans", len(texts), len(crops))
