@@ -35,7 +35,8 @@ from policyclf.corpus import CODING_SETS, annotations_dir, load_documents, load_
 from policyclf.labels import CATEGORIES, SUBCODE_TO_CATEGORY  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_coding_round import split_contiguous  # noqa: E402
+from make_coding_round import split_contiguous, write_coder  # noqa: E402
+from reread_compare import kappa  # noqa: E402
 
 FILES = {**{k: v[1] for k, v in CODING_SETS.items()}, "test": "other_provinces_test.jsonl"}
 
@@ -62,16 +63,13 @@ def _batches(ids: list[str], doc_of: dict[str, str], size: int) -> list[list[str
 
 
 def _write_reader(folder: Path, ids: list[str], passages, documents, records: dict[str, dict], category: str) -> None:
-    (folder / "scratch").mkdir(parents=True, exist_ok=True)
-    with (folder / "in.jsonl").open("w", encoding="utf-8") as f:
-        for pid in ids:
-            p, rec = passages[pid], records[pid]
-            other = [c for c in rec.get("labels", []) if c != category]
-            subs = [s for s in rec.get("subcodes", []) if SUBCODE_TO_CATEGORY.get(s) != category]
-            f.write(json.dumps({"passage_id": pid, "title": documents[p.doc_id]["title"], "region": p.region,
-                                "doc_type": p.doc_type, "seq": p.seq, "heading": p.heading, "text": p.text,
-                                "other_codes": {"labels": other, "subcodes": subs}}, ensure_ascii=False) + "\n")
-    (folder / "out.jsonl").touch()
+    """A reader's folder; each passage carries the record's codes outside ``category`` (note 20 needs them)."""
+    def other_codes(pid: str) -> dict:
+        rec = records[pid]
+        return {"other_codes": {"labels": [c for c in rec.get("labels", []) if c != category],
+                                "subcodes": [s for s in rec.get("subcodes", []) if SUBCODE_TO_CATEGORY.get(s) != category]}}
+
+    write_coder(folder, ids, passages, documents, other_codes)
 
 
 def layout(args: argparse.Namespace) -> None:
@@ -154,10 +152,9 @@ def agreement(sets: dict, first: dict, second: dict) -> dict:
     n = len(both)
     if not n:
         return {"read_twice": 0}
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return {"read_twice": n, "agree": round(po, 4), "kappa": round((po - pe) / (1 - pe), 4) if pe < 1 else None,
+    k = kappa(a, b)
+    return {"read_twice": n, "agree": round(sum(x == y for x, y in zip(a, b)) / n, 4),
+            "kappa": None if k != k else round(k, 4),
             "both_apply": sum(x and y for x, y in zip(a, b)),
             "same_subcodes_where_both_apply": round(sum(first[p][1] == second[p][1] for p in both if first[p][0] and second[p][0])
                                                     / max(1, sum(x and y for x, y in zip(a, b))), 4)}

@@ -48,14 +48,15 @@ def split_contiguous(ids: list[str], doc_of: dict[str, str], size: int) -> list[
     return batches
 
 
-def write_coder(folder: Path, ids: list[str], passages, documents) -> None:
+def write_coder(folder: Path, ids: list[str], passages, documents, extra=None) -> None:
+    """A coder's folder: in.jsonl (``extra(pid)`` adds fields to a passage's line), an empty out.jsonl, scratch/."""
     (folder / "scratch").mkdir(parents=True, exist_ok=True)
     with (folder / "in.jsonl").open("w", encoding="utf-8") as f:
         for pid in ids:
             p = passages[pid]
             f.write(json.dumps({"passage_id": pid, "title": documents[p.doc_id]["title"], "region": p.region,
-                                "doc_type": p.doc_type, "seq": p.seq, "heading": p.heading, "text": p.text},
-                               ensure_ascii=False) + "\n")
+                                "doc_type": p.doc_type, "seq": p.seq, "heading": p.heading, "text": p.text,
+                                **(extra(pid) if extra else {})}, ensure_ascii=False) + "\n")
     (folder / "out.jsonl").touch()
 
 

@@ -36,13 +36,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def kappa(a: list[bool], b: list[bool]) -> float:
-    n = len(a)
-    if n == 0:
-        return float("nan")
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return float("nan") if pe == 1 else (po - pe) / (1 - pe)
+    return wkappa(a, b, [1.0] * len(a))
 
 
 def read_outs(rd: Path) -> dict[str, list[set[str]]]:
