@@ -218,3 +218,24 @@ def test_category_reread_refuses_subcodes_of_another_category(tmp_path):
     (d / "out.jsonl").write_text(json.dumps({"passage_id": "x", "applies": True, "subcodes": ["talent_introduction"]}))
     with pytest.raises(SystemExit, match="do not fit"):
         category_reread._decisions(d, "government_functions")
+
+
+def test_data_card_tables_count_the_final_files(monkeypatch, fake_repo, fake_corpus, capsys):
+    import data_card_tables
+
+    monkeypatch.setenv("POLICYCLF_HOME", str(fake_repo))
+    monkeypatch.setattr(sys, "argv", ["x", "--corpus", str(fake_corpus)])
+    data_card_tables.main()
+    out = capsys.readouterr().out
+    six = [json.loads(x) for x in (fake_repo / "data" / "annotated" / "six_regions.jsonl").read_text(
+        encoding="utf-8").splitlines()]
+    row = next(line for line in out.splitlines() if line.startswith("| six_regions (v1) |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[1].replace(",", "")) == len(six)
+    assert int(cells[-1].replace(",", "")) == sum(not r["labels"] for r in six)
+    for k, cat in enumerate(("institutional_system", "government_functions", "social_organizations",
+                             "service_mechanisms", "investment_channels", "talent_teams",
+                             "cooperation_platforms"), start=2):
+        assert int(cells[k].replace(",", "")) == sum(cat in r["labels"] for r in six)
+    total = next(line for line in out.splitlines() if "**all training gold**" in line)
+    assert f"| {len(six):,} |" in total  # the missing pool files count as empty
