@@ -248,6 +248,35 @@ def test_retrain_compares_and_promotes_only_when_not_worse(pool_repo, fake_corpu
     assert "significantly worse" in (tmp_path / "worse" / "MODEL_CARD.md").read_text()
 
 
+def test_retrain_reuses_an_identical_saved_model_and_refuses_another(pool_repo, fake_corpus, tmp_path, monkeypatch):
+    ann = pool_repo / "data" / "annotated"
+    good = _config(tmp_path, pool_repo, fake_corpus, [ann / "six_regions.jsonl"], "good")
+    assert runner.invoke(app, ["train", str(good), "-o", str(tmp_path / "current")]).exit_code == 0
+    assert runner.invoke(app, ["train", str(good), "-o", str(tmp_path / "saved")]).exit_code == 0
+    other = tmp_path / "other.toml"
+    other.write_text(good.read_text().replace("threshold_folds = 2", "threshold_folds = 3"))
+    assert runner.invoke(app, ["train", str(other), "-o", str(tmp_path / "different")]).exit_code == 0
+
+    import policyclf.retrain as rt
+
+    def no_training(*a, **k):
+        raise AssertionError("trained although an identical saved model was given")
+
+    monkeypatch.setattr(rt, "fit_examples", no_training)
+    res = runner.invoke(app, ["retrain", str(good), "--against", str(tmp_path / "current"), "-o", str(tmp_path / "new"),
+                              "--reuse-model", str(tmp_path / "different"), "--reuse-model", str(tmp_path / "saved")])
+    assert res.exit_code == 0, res.output
+    assert "not reusing" in res.output and "threshold_folds" in res.output and "reused" in res.output
+    meta = json.loads((tmp_path / "new" / "meta.json").read_text())
+    assert meta["reused_from"] == str(tmp_path / "saved") and meta["comparison"]["reused_model"] == str(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "meta.json").read_text())
+    assert meta["training_data"]["fingerprint"] == saved["training_data"]["fingerprint"]
+    # only a refused model: it trains as before
+    res = runner.invoke(app, ["retrain", str(good), "--against", str(tmp_path / "current"), "-o", str(tmp_path / "new2"),
+                              "--reuse-model", str(tmp_path / "different")])
+    assert res.exit_code == 1 and "trained although" in repr(res.exception)
+
+
 def test_learning_curve_points_follow_the_rounds():
     from policyclf.learning_curve import curve_points
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -98,8 +98,14 @@ def relocate_config(source: Path, target: Path) -> None:
 
 
 def retrain(config: Config, against: str | Path, output: str | Path, *, promote: bool = False,
-            force: bool = False, corpus: str | None = None, test_file: str | Path | None = None) -> dict[str, Any]:
+            force: bool = False, corpus: str | None = None, test_file: str | Path | None = None,
+            reuse_models: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Train on all gold data, compare with ``against``, optionally promote; returns the comparison.
+
+    ``reuse_models``: saved models (e.g. a report's ``--save-models`` unseen-split model, trained on the
+    same passages) that stand in for the training run when :func:`policyclf.protocol.reusable_model`
+    finds one identical in settings and training-data fingerprint; any other is refused with its reason
+    (in ``comparison["reuse_refused"]``) and the model is trained as usual.
 
     Raises:
         PolicyclfError: an output that exists without ``force``, a missing current model, or
@@ -113,13 +119,32 @@ def retrain(config: Config, against: str | Path, output: str | Path, *, promote:
         raise PolicyclfError("-o must differ from --against (use --promote to replace the current model)")
     prepare_output_dir(output, force)
     examples = training_examples(config, corpus)
-    model = fit_examples(build_model(config), examples)
-    save_model_atomic(model, output, config, examples)
+    reused, refused = None, {}
+    for d in reuse_models:
+        from policyclf.protocol import reusable_model
+
+        why = reusable_model(d, config, examples)
+        if why is None:
+            reused = Path(d)
+            break
+        refused[str(d)] = why
+    if reused is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(reused, output, dirs_exist_ok=True)
+        relocate_config(reused, output)
+    else:
+        model = fit_examples(build_model(config), examples)
+        save_model_atomic(model, output, config, examples)
     test = Path(test_file) if test_file else config.resolve(config.report.test_annotations)
     comp = compare_models(against, output, test, corpus=corpus, n_boot=config.report.bootstrap)
+    comp["reused_model"] = str(reused) if reused is not None else None
+    if refused:
+        comp["reuse_refused"] = refused
     meta_path = output / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["comparison"] = comp
+    if reused is not None:
+        meta["reused_from"] = str(reused)
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     write_model_card(output, title=output.name)  # the card shows meta.json's comparison
     comp["promoted"] = False

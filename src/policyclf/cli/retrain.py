@@ -18,6 +18,9 @@ def retrain_cli(
     test: Path = typer.Option(None, "--test", help="held-out annotation file (default: [report] test_annotations)"),
     corpus: str = typer.Option(None, "--corpus"),
     force: bool = typer.Option(False, "--force", help="overwrite OUTPUT"),
+    reuse_model: list[Path] = typer.Option(
+        [], "--reuse-model", help="a saved model that stands in for the training run if its settings and training "
+        "data are identical (e.g. `report --save-models`' unseen-split model; repeatable)"),
 ) -> None:
     """Retrain on all gold data and compare with the current model (paired bootstrap, per category)."""
     from policyclf.config import load_config
@@ -25,7 +28,12 @@ def retrain_cli(
     from policyclf.retrain import retrain
 
     cfg = load_config(config, parse_overrides(ctx.args))
-    comp = retrain(cfg, against, output, promote=promote, force=force, corpus=corpus, test_file=test)
+    comp = retrain(cfg, against, output, promote=promote, force=force, corpus=corpus, test_file=test,
+                   reuse_models=reuse_model)
+    for d, why in comp.get("reuse_refused", {}).items():
+        typer.echo(f"not reusing {d}: {why}")
+    if comp.get("reused_model"):
+        typer.echo(f"reused {comp['reused_model']} (same settings and training data) instead of training")
     m = comp["macro_f1"]
     typer.echo(f"held-out {comp['test']} ({comp['passages']} passages): current macro-F1 "
                f"{comp['current']['macro_f1']:.3f}, new {comp['new']['macro_f1']:.3f}; new − current "
