@@ -1,6 +1,7 @@
 """Active learning (`data suggest`), annotation-tool imports (`data import`) and `retrain`."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -250,10 +251,17 @@ def test_retrain_compares_and_promotes_only_when_not_worse(pool_repo, fake_corpu
 
 def test_retrain_reuses_an_identical_saved_model_and_refuses_another(pool_repo, fake_corpus, tmp_path, monkeypatch):
     ann = pool_repo / "data" / "annotated"
-    good = _config(tmp_path, pool_repo, fake_corpus, [ann / "six_regions.jsonl"], "good")
+    cfg_dir = tmp_path / "configs"
+    cfg_dir.mkdir()
+    good = cfg_dir / "good.toml"  # relative paths, so a copied model's config must be rewritten to hold
+    good.write_text(f'[data]\ncorpus = "{fake_corpus}"\n'
+                    f'annotations = ["{os.path.relpath(ann / "six_regions.jsonl", cfg_dir)}"]\n'
+                    f'[model]\nbackend = "tfidf"\n[baseline]\nthreshold_folds = 2\n'
+                    f'[report]\nbootstrap = 200\ntest_annotations = "{ann / "other_provinces_test.jsonl"}"\n')
     assert runner.invoke(app, ["train", str(good), "-o", str(tmp_path / "current")]).exit_code == 0
-    assert runner.invoke(app, ["train", str(good), "-o", str(tmp_path / "saved")]).exit_code == 0
-    other = tmp_path / "other.toml"
+    saved = tmp_path / "runs" / "deeper" / "saved"
+    assert runner.invoke(app, ["train", str(good), "-o", str(saved)]).exit_code == 0
+    other = cfg_dir / "other.toml"
     other.write_text(good.read_text().replace("threshold_folds = 2", "threshold_folds = 3"))
     assert runner.invoke(app, ["train", str(other), "-o", str(tmp_path / "different")]).exit_code == 0
 
@@ -263,15 +271,26 @@ def test_retrain_reuses_an_identical_saved_model_and_refuses_another(pool_repo, 
         raise AssertionError("trained although an identical saved model was given")
 
     monkeypatch.setattr(rt, "fit_examples", no_training)
-    res = runner.invoke(app, ["retrain", str(good), "--against", str(tmp_path / "current"), "-o", str(tmp_path / "new"),
-                              "--reuse-model", str(tmp_path / "different"), "--reuse-model", str(tmp_path / "saved")])
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "stray.bin").write_text("left from an earlier model")
+    res = runner.invoke(app, ["retrain", str(good), "--against", str(tmp_path / "current"), "-o", str(new), "--force",
+                              "--reuse-model", str(tmp_path / "different"), "--reuse-model", str(saved)])
     assert res.exit_code == 0, res.output
-    assert "not reusing" in res.output and "threshold_folds" in res.output and "reused" in res.output
-    meta = json.loads((tmp_path / "new" / "meta.json").read_text())
-    assert meta["reused_from"] == str(tmp_path / "saved") and meta["comparison"]["reused_model"] == str(tmp_path / "saved")
-    saved = json.loads((tmp_path / "saved" / "meta.json").read_text())
-    assert meta["training_data"]["fingerprint"] == saved["training_data"]["fingerprint"]
-    # only a refused model: it trains as before
+    out = res.output
+    assert out.index("not reusing") < out.index("reusing " + str(saved)) and "threshold_folds" in out
+    assert not (new / "stray.bin").exists()  # the copy replaces the folder, it does not merge into it
+    meta = json.loads((new / "meta.json").read_text())
+    assert meta["reused_from"] == str(saved) and meta["comparison"]["reused_model"] == str(saved)
+    assert "copy of" in (new / "MODEL_CARD.md").read_text()
+    from policyclf.config import load_config
+
+    copied = load_config(new / "config.toml")
+    assert copied.resolve(copied.data.annotations[0]) == ann / "six_regions.jsonl"
+    # the reused model must not be the output, and a refused model alone means training as before
+    res = runner.invoke(app, ["retrain", str(good), "--against", str(tmp_path / "current"), "-o", str(saved),
+                              "--force", "--reuse-model", str(saved)])
+    assert res.exit_code == 1 and "--reuse-model must differ from -o" in res.output
     res = runner.invoke(app, ["retrain", str(good), "--against", str(tmp_path / "current"), "-o", str(tmp_path / "new2"),
                               "--reuse-model", str(tmp_path / "different")])
     assert res.exit_code == 1 and "trained although" in repr(res.exception)

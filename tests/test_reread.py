@@ -223,19 +223,44 @@ def test_category_reread_refuses_subcodes_of_another_category(tmp_path):
 def test_data_card_tables_count_the_final_files(monkeypatch, fake_repo, fake_corpus, capsys):
     import data_card_tables
 
+    from policyclf.corpus import text_sha1
+
+    # two pool rounds and the four extension sources, next to the fixture's six-region and test records
+    extra = [("beijing-reg-eeee0005-001", "beijing", "six_regions_pool", "regulation", "al1", ["talent_teams"]),
+             ("beijing-reg-eeee0005-002", "beijing", "six_regions_pool", "regulation", "r0", []),
+             ("hebei-reg-ffff0006-001", "hebei", "extension_pool", "regulation", "xr1", ["government_functions"]),
+             ("national-reg-ffff0007-001", "national", "extension_pool", "regulation", "xn1", []),
+             ("hebei-gwr-ffff0008-001", "hebei", "extension_pool", "work_report", "xw1", ["talent_teams"]),
+             ("national-gwr-ffff0009-001", "national", "extension_pool", "work_report", "xw0", [])]
+    adir = fake_repo / "data" / "annotated"
+    with (fake_corpus / "passages.jsonl").open("a", encoding="utf-8") as f:
+        for pid, region, pool, doc_type, _, _ in extra:
+            f.write(json.dumps({"passage_id": pid, "doc_id": pid.rsplit("-", 1)[0], "region": region,
+                                "doc_type": doc_type, "pool": pool, "seq": 1, "heading": "",
+                                "text": f"文本{pid}"}, ensure_ascii=False) + "\n")
+    for file, pool in (("six_regions_pool.jsonl", "six_regions_pool"), ("extension_pool.jsonl", "extension_pool")):
+        (adir / file).write_text("".join(
+            json.dumps({"passage_id": pid, "text_sha1": text_sha1(f"文本{pid}"), "labels": labels, "subcodes": [],
+                        "coder": "A", "note": "", "round": rnd}) + "\n"
+            for pid, _, p, _, rnd, labels in extra if p == pool), encoding="utf-8")
     monkeypatch.setenv("POLICYCLF_HOME", str(fake_repo))
     monkeypatch.setattr(sys, "argv", ["x", "--corpus", str(fake_corpus)])
     data_card_tables.main()
     out = capsys.readouterr().out
-    six = [json.loads(x) for x in (fake_repo / "data" / "annotated" / "six_regions.jsonl").read_text(
-        encoding="utf-8").splitlines()]
-    row = next(line for line in out.splitlines() if line.startswith("| six_regions (v1) |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert int(cells[1].replace(",", "")) == len(six)
-    assert int(cells[-1].replace(",", "")) == sum(not r["labels"] for r in six)
-    for k, cat in enumerate(("institutional_system", "government_functions", "social_organizations",
-                             "service_mechanisms", "investment_channels", "talent_teams",
-                             "cooperation_platforms"), start=2):
-        assert int(cells[k].replace(",", "")) == sum(cat in r["labels"] for r in six)
-    total = next(line for line in out.splitlines() if "**all training gold**" in line)
-    assert f"| {len(six):,} |" in total  # the missing pool files count as empty
+
+    def cells(prefix):
+        line = next(x for x in out.splitlines() if x.startswith(prefix))
+        return [int(c.strip().replace(",", "")) for c in line.strip("|").split("|")[1:]]
+
+    six = [json.loads(x) for x in (adir / "six_regions.jsonl").read_text(encoding="utf-8").splitlines()]
+    cats = ("institutional_system", "government_functions", "social_organizations", "service_mechanisms",
+            "investment_channels", "talent_teams", "cooperation_platforms")
+    assert cells("| six_regions (v1) |") == [len(six), *(sum(c in r["labels"] for r in six) for c in cats),
+                                              sum(not r["labels"] for r in six)]
+    assert cells("| al1 |") == [1, 0, 0, 0, 0, 0, 1, 0, 0] and cells("| r0 |") == [1, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert cells("| provincial_laws |") == [1, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert cells("| national_laws |")[0] == cells("| state_council_reports |")[0] == 1
+    assert cells("| provincial_work_reports |") == [1, 0, 0, 0, 0, 0, 1, 0, 0]
+    assert cells("| **all training gold** |")[0] == len(six) + 6
+    test = [json.loads(x) for x in (adir / "other_provinces_test.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert cells("| other_provinces_test")[0] == len(test)

@@ -70,6 +70,9 @@ def comparison_markdown(comp: dict[str, Any], title: str = "Comparison with the 
              f"| training passages | {comp['current']['passages']} | {comp['new']['passages']} |",
              f"| training-data fingerprint | `{comp['current']['fingerprint'][:12]}` | `{comp['new']['fingerprint'][:12]}` |",
              f"| macro-F1 | {comp['current']['macro_f1']:.3f} | {comp['new']['macro_f1']:.3f} |", "",
+             *([f"The {new} model was not trained by this retrain: it is a copy of `{comp['reused_model']}`, "
+                "a saved model with the same settings and training-data fingerprint.", ""]
+               if comp.get("reused_model") else []),
              f"{new.capitalize()} − {cur} macro-F1: {m['diff']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}], "
              f"p = {m['p_value']:.3f}. Verdict: **{comp['verdict']}**."
              + (f" Decisions (passage × category) agreeing with the {cur}: {comp['decision_agreement']:.1%}."

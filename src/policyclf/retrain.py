@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from policyclf.labels import CATEGORIES, labels_to_matrix
 from policyclf.metrics import macro_f1, paired_bootstrap
 from policyclf.model_card import write_model_card
 from policyclf.models.base import load_model, read_meta
+from policyclf.protocol import reusable_model
 from policyclf.scoring import score_texts
 from policyclf.training import build_model, fit_examples, prepare_output_dir, save_model_atomic, training_examples
 
@@ -97,19 +98,45 @@ def relocate_config(source: Path, target: Path) -> None:
     dump_config(load_config(Path(source) / "config.toml"), Path(target) / "config.toml")
 
 
+def _copy_model_atomic(source: Path, output: Path) -> None:
+    """Copy a saved model folder to ``output`` under a temporary name, then rename it into place
+    (as :func:`policyclf.training.save_model_atomic` does): nothing of an earlier ``output`` survives,
+    and an interrupted copy leaves no half model."""
+    import tempfile
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        relocate_config(source, tmp)
+        if output.exists():
+            old = output.with_name(f".{output.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            output.rename(old)
+            tmp.rename(output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(output)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def retrain(config: Config, against: str | Path, output: str | Path, *, promote: bool = False,
             force: bool = False, corpus: str | None = None, test_file: str | Path | None = None,
-            reuse_models: Sequence[str | Path] = ()) -> dict[str, Any]:
+            reuse_models: Sequence[str | Path] = (), log: Callable[[str], None] = lambda message: None
+            ) -> dict[str, Any]:
     """Train on all gold data, compare with ``against``, optionally promote; returns the comparison.
 
     ``reuse_models``: saved models (e.g. a report's ``--save-models`` unseen-split model, trained on the
     same passages) that stand in for the training run when :func:`policyclf.protocol.reusable_model`
-    finds one identical in settings and training-data fingerprint; any other is refused with its reason
-    (in ``comparison["reuse_refused"]``) and the model is trained as usual.
+    finds one identical in settings and training-data fingerprint; any other is refused, its reason
+    sent to ``log`` before any training starts (and kept in ``comparison["reuse_refused"]``).
 
     Raises:
-        PolicyclfError: an output that exists without ``force``, a missing current model, or
-            ``promote`` refused because the new model is significantly worse.
+        PolicyclfError: an output that exists without ``force``, a missing current model, a reused
+            model that is the output itself, or ``promote`` refused because the new model is
+            significantly worse.
     """
     against, output = Path(against), Path(output)
     read_meta(against)
@@ -117,34 +144,34 @@ def retrain(config: Config, against: str | Path, output: str | Path, *, promote:
         corpus = str(config.resolve(config.data.corpus))
     if against.resolve() == output.resolve():
         raise PolicyclfError("-o must differ from --against (use --promote to replace the current model)")
+    if any(Path(d).resolve() == output.resolve() for d in reuse_models):
+        raise PolicyclfError("--reuse-model must differ from -o (the reused model is copied to -o)")
     prepare_output_dir(output, force)
     examples = training_examples(config, corpus)
     reused, refused = None, {}
     for d in reuse_models:
-        from policyclf.protocol import reusable_model
-
         why = reusable_model(d, config, examples)
         if why is None:
             reused = Path(d)
             break
-        refused[str(d)] = why
+        refused[_display_path(Path(d))] = why
+        log(f"not reusing {d}: {why}")
     if reused is not None:
-        output.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(reused, output, dirs_exist_ok=True)
-        relocate_config(reused, output)
+        log(f"reusing {reused} (same settings and training data) instead of training")
+        _copy_model_atomic(reused, output)
     else:
         model = fit_examples(build_model(config), examples)
         save_model_atomic(model, output, config, examples)
     test = Path(test_file) if test_file else config.resolve(config.report.test_annotations)
     comp = compare_models(against, output, test, corpus=corpus, n_boot=config.report.bootstrap)
-    comp["reused_model"] = str(reused) if reused is not None else None
+    comp["reused_model"] = _display_path(reused) if reused is not None else None
     if refused:
         comp["reuse_refused"] = refused
     meta_path = output / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["comparison"] = comp
     if reused is not None:
-        meta["reused_from"] = str(reused)
+        meta["reused_from"] = _display_path(reused)
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     write_model_card(output, title=output.name)  # the card shows meta.json's comparison
     comp["promoted"] = False

@@ -29,11 +29,7 @@ def retrain_cli(
 
     cfg = load_config(config, parse_overrides(ctx.args))
     comp = retrain(cfg, against, output, promote=promote, force=force, corpus=corpus, test_file=test,
-                   reuse_models=reuse_model)
-    for d, why in comp.get("reuse_refused", {}).items():
-        typer.echo(f"not reusing {d}: {why}")
-    if comp.get("reused_model"):
-        typer.echo(f"reused {comp['reused_model']} (same settings and training data) instead of training")
+                   reuse_models=reuse_model, log=typer.echo)
     m = comp["macro_f1"]
     typer.echo(f"held-out {comp['test']} ({comp['passages']} passages): current macro-F1 "
                f"{comp['current']['macro_f1']:.3f}, new {comp['new']['macro_f1']:.3f}; new − current "
