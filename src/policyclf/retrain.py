@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,14 @@ from policyclf.model_card import write_model_card
 from policyclf.models.base import load_model, read_meta
 from policyclf.protocol import reusable_model
 from policyclf.scoring import score_texts
-from policyclf.training import build_model, fit_examples, prepare_output_dir, save_model_atomic, training_examples
+from policyclf.training import (
+    build_model,
+    fit_examples,
+    prepare_output_dir,
+    save_model_atomic,
+    training_examples,
+    write_dir_atomic,
+)
 
 
 def _f1(y: np.ndarray, p: np.ndarray) -> float:
@@ -98,30 +106,6 @@ def relocate_config(source: Path, target: Path) -> None:
     dump_config(load_config(Path(source) / "config.toml"), Path(target) / "config.toml")
 
 
-def _copy_model_atomic(source: Path, output: Path) -> None:
-    """Copy a saved model folder to ``output`` under a temporary name, then rename it into place
-    (as :func:`policyclf.training.save_model_atomic` does): nothing of an earlier ``output`` survives,
-    and an interrupted copy leaves no half model."""
-    import tempfile
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
-        relocate_config(source, tmp)
-        if output.exists():
-            old = output.with_name(f".{output.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            output.rename(old)
-            tmp.rename(output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def retrain(config: Config, against: str | Path, output: str | Path, *, promote: bool = False,
             force: bool = False, corpus: str | None = None, test_file: str | Path | None = None,
             reuse_models: Sequence[str | Path] = (), log: Callable[[str], None] = lambda message: None
@@ -158,7 +142,11 @@ def retrain(config: Config, against: str | Path, output: str | Path, *, promote:
         log(f"not reusing {d}: {why}")
     if reused is not None:
         log(f"reusing {reused} (same settings and training data) instead of training")
-        _copy_model_atomic(reused, output)
+        def copy_reused(tmp: Path) -> None:
+            shutil.copytree(reused, tmp, dirs_exist_ok=True)
+            relocate_config(reused, tmp)
+
+        write_dir_atomic(output, copy_reused)
     else:
         model = fit_examples(build_model(config), examples)
         save_model_atomic(model, output, config, examples)

@@ -6,15 +6,21 @@ import json
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from policyclf.config import Config
-from policyclf.corpus import (TEST_ONLY_POOL, Example, extension_source, load_examples, load_passages,
-                              training_fingerprint)
+from policyclf.corpus import (
+    TEST_ONLY_POOL,
+    Example,
+    extension_source,
+    load_examples,
+    load_passages,
+    training_fingerprint,
+)
 from policyclf.errors import DataError, PolicyclfError
 from policyclf.labels import CATEGORIES
 from policyclf.models.base import BaseClassifier
@@ -92,18 +98,17 @@ def _readable_by_all(folder: Path) -> None:
             os.chmod(f, 0o666 & ~umask)
 
 
-def save_model_atomic(model: BaseClassifier, output: str | Path, config: Config,
-                      examples: Sequence[Example]) -> Path:
-    """Write a model directory under a temporary name, then rename it into place.
+def write_dir_atomic(output: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Let ``fill`` write a folder under a temporary name beside ``output``, then rename it into place.
 
-    A run that dies leaves no half-written model, and an existing model at ``output`` is
-    replaced only once the new one is complete.
+    A run that dies leaves no half-written folder, and an existing ``output`` is replaced (never
+    merged into) only once the new one is complete.
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        model.save(tmp, extra_meta=training_meta(model, examples, config), config=config)
+        fill(tmp)
         _readable_by_all(tmp)  # mkdtemp makes 0700 folders; a model is meant to be shared
         if output.exists():
             old = output.with_name(f".{output.name}.old")
@@ -117,6 +122,13 @@ def save_model_atomic(model: BaseClassifier, output: str | Path, config: Config,
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def save_model_atomic(model: BaseClassifier, output: str | Path, config: Config,
+                      examples: Sequence[Example]) -> Path:
+    """Write a model directory atomically (:func:`write_dir_atomic`)."""
+    return write_dir_atomic(output, lambda tmp: model.save(tmp, extra_meta=training_meta(model, examples, config),
+                                                           config=config))
 
 
 def train(config: Config, output: str | Path, *, force: bool = False, corpus: str | None = None) -> Path:
