@@ -31,6 +31,26 @@ def test_save_load_round_trip_identical_scores(tmp_path):
     assert not list((tmp_path / "m").glob("*.pkl")) and not list((tmp_path / "m").glob("*.joblib"))
 
 
+def test_weights_are_deflated_and_uncompressed_files_still_load(tmp_path):
+    """The weights file is stored deflated (the shipped model must fit the repository's 25 MB); a file
+    written before that (stored uncompressed) loads to the same scores."""
+    import zipfile
+
+    import skops.io as sio
+
+    texts, labels = toy_data()
+    model = TfidfClassifier(threshold_folds=3).fit(texts, labels)
+    model.save(tmp_path / "m")
+    with zipfile.ZipFile(tmp_path / "m" / "tfidf.skops") as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    path = tmp_path / "m" / "tfidf.skops"
+    state = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    sio.dump(state, path)  # the old way: ZIP_STORED
+    with zipfile.ZipFile(path) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    np.testing.assert_array_equal(load_model(tmp_path / "m").predict_proba(texts), model.predict_proba(texts))
+
+
 class Smuggled:
     """A type that a saved baseline never contains."""
 
