@@ -88,7 +88,7 @@ def test_backends_are_listed_once():
     from policyclf.errors import ConfigError
     from policyclf.models.registry import BACKENDS, backend_class
 
-    assert set(BACKENDS) == {"tfidf", "bert", "distilled"}
+    assert set(BACKENDS) == {"tfidf", "bert", "distilled", "ensemble"}
     assert backend_class("tfidf").__name__ == "TfidfClassifier"
     with pytest.raises(ConfigError, match="unknown backend 'svm'"):
         load_config(None, {"model.backend": "svm"})

@@ -110,6 +110,22 @@ class DistillConfig(_Section):
     patience: int = Field(2, ge=1)
 
 
+class EnsembleConfig(_Section):
+    """Backend ``ensemble``: members of other backends, each trained with this config's settings, whose
+    threshold-centred logits are averaged (``policyclf.models.ensemble``)."""
+
+    members: list[str] = Field(["bert", "tfidf"], min_length=1,
+                               description="member backends, e.g. [\"bert\", \"tfidf\"] or [\"distilled\", \"tfidf\"]")
+    weights: list[float] = Field(default_factory=list, description="one positive weight per member; empty = equal")
+
+    @field_validator("members")
+    @classmethod
+    def _check_members(cls, v: list[str]) -> list[str]:
+        if "ensemble" in v:
+            raise ValueError("an ensemble cannot be its own member")
+        return [_registered(b) for b in v]
+
+
 class ReportConfig(_Section):
     backends: list[str] = ["tfidf", "bert"]
     loro_regions: list[str] = Field(
@@ -136,6 +152,7 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     baseline: BaselineConfig = BaselineConfig()
     distill: DistillConfig = DistillConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
     report: ReportConfig = ReportConfig()
     _base_dir: Path | None = PrivateAttr(default=None)
 

@@ -20,6 +20,10 @@ from policyclf.protocol import prediction_path, read_predictions, unseen_example
 from policyclf.scoring import score_texts
 from policyclf.training import training_examples
 
+# paired comparisons a report makes where both backends ran (macro-F1 of a − b, passage and document bootstrap)
+COMPARED_PAIRS = (("bert", "tfidf"), ("distilled", "bert"), ("ensemble", "bert"), ("ensemble", "tfidf"))
+BACKEND_NAMES = {"bert": "BERT", "tfidf": "TF-IDF", "distilled": "student", "ensemble": "ensemble"}
+
 
 def evaluate_model(model_dir: str | Path, annotations: Sequence[str | Path] | None = None,
                    regions: Sequence[str] | None = None, corpus: str | None = None) -> dict[str, Any]:
@@ -189,16 +193,18 @@ def compute_report(config: Any, out: str | Path, corpus: str | None = None) -> t
                                            if (m := np.array([e.passage.region == r for e in uex])).any()}
             pooled[backend]["unseen"] = (uex, uy, upred)
         report["backends"][backend] = b
-    if "bert" in pooled and "tfidf" in pooled:
-        a, t = pooled["bert"], pooled["tfidf"]
+    for a_name, b_name in COMPARED_PAIRS:
+        if a_name not in pooled or b_name not in pooled:
+            continue
+        a, t = pooled[a_name], pooled[b_name]
         same = [e.passage_id for e in a["examples"]] == [e.passage_id for e in t["examples"]]
         if same:
-            report["comparison"]["loro_macro_f1_bert_minus_tfidf"] = {
+            report["comparison"][f"loro_macro_f1_{a_name}_minus_{b_name}"] = {
                 "passages": paired_bootstrap(macro_f1, a["y"], a["pred"], t["pred"], n_boot=n_boot),
                 "documents": paired_bootstrap(macro_f1, a["y"], a["pred"], t["pred"], n_boot=n_boot, groups=a["docs"])}
-        if "unseen" in a and "unseen" in t:
+        if "unseen" in a and "unseen" in t and [e.passage_id for e in a["unseen"][0]] == [e.passage_id for e in t["unseen"][0]]:
             (uex, uy, ua), (_, _, ut) = a["unseen"], t["unseen"]
-            report["comparison"]["unseen_macro_f1_bert_minus_tfidf"] = {
+            report["comparison"][f"unseen_macro_f1_{a_name}_minus_{b_name}"] = {
                 "passages": paired_bootstrap(macro_f1, uy, ua, ut, n_boot=n_boot),
                 "documents": paired_bootstrap(macro_f1, uy, ua, ut, n_boot=n_boot,
                                               groups=[e.passage.doc_id for e in uex])}

@@ -36,6 +36,10 @@ ARCHITECTURES = {
                  "gold-labelled hold-out; inference runs the shallow encoder only.",
     "tfidf": "TF-IDF over character 1–3-grams and jieba word uni/bigrams; one class-weighted logistic "
              "regression per category.",
+    "ensemble": "an ensemble of the member models under `members/` (each an ordinary policyclf model with its "
+                "own card data): each member's score is centred on its own threshold in logit space, the centred "
+                "logits are averaged (weights in `config.toml`, equal by default) and a category is coded where the "
+                "mean is above 0; nothing is fitted on top of the members.",
 }
 
 

@@ -108,6 +108,9 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
     for backend in config.report.backends:
         cfg = copy.deepcopy(config)
         cfg.model.backend = backend
+        if backend == "ensemble":
+            _combine_ensemble(cfg, out, protocol_splits(config, all_train, unseen), save_models, log)
+            continue
         for name, train_set, test_set in protocol_splits(config, all_train, unseen):
             path = prediction_path(out, backend, name)
             model_target = Path(save_models) / backend if save_models and name == "unseen" else None
@@ -217,3 +220,49 @@ def _genre_rows(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, docs: list[str], 
                         "p_value": round(d["p_value"], 4)})
         out[t] = row
     return out
+
+
+def _combine_ensemble(config: Any, out: Path, splits: list[tuple[str, list[Example], list[Example]]],
+                      save_models: str | Path | None, log: Any) -> None:
+    """The ensemble backend of a report, from its members' saved predictions of the same splits.
+
+    An ensemble fits nothing on top of its members (:mod:`policyclf.models.ensemble`), and each member
+    trained in a split is the model the ensemble would train there (same settings, data and seed), so
+    combining the members' saved scores gives the ensemble's scores without training anything again.
+    The unseen split's model (``--save-models``) is put together from the members' saved models.
+
+    Raises:
+        ConfigError: a member's predictions of a split are missing (run that backend first).
+    """
+    from policyclf.errors import ConfigError
+    from policyclf.models.ensemble import assemble, combine_prediction_rows
+
+    members, weights = config.ensemble.members, config.ensemble.weights
+    for name, train_set, test_set in splits:
+        path = prediction_path(out, "ensemble", name)
+        if not test_set:
+            continue
+        if not path.is_file():
+            missing = [m for m in members if not prediction_path(out, m, name).is_file()]
+            if missing:
+                raise ConfigError(f"ensemble, split {name}: no predictions of member(s) {', '.join(missing)} in "
+                                  f"{out / 'predictions'}; list them before 'ensemble' in report.backends")
+            rows = combine_prediction_rows([read_predictions(prediction_path(out, m, name)) for m in members], weights)
+            gold = {e.passage_id: e for e in test_set}
+            kept = [i for i in rows if i in gold]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            save_predictions(tmp, [gold[i] for i in kept], np.array([rows[i]["scores"] for i in kept]),
+                             np.full(len(CATEGORIES), 0.5), split=name,
+                             train_seconds=rows[kept[0]]["train_seconds"] if kept else 0.0,
+                             members=list(members))
+            tmp.replace(path)
+            log(f"[ensemble] {name}: combined {len(kept)} passages from {', '.join(members)}")
+        target = Path(save_models) / "ensemble" if save_models and name == "unseen" else None
+        if target is not None and not (target / "meta.json").is_file():
+            dirs = [Path(save_models) / m for m in members]
+            if all((d / "meta.json").is_file() for d in dirs):
+                assemble(dirs, target, weights, force=True)
+                log(f"[ensemble] unseen: model put together from {', '.join(map(str, dirs))} in {target}")
+            else:
+                log(f"[ensemble] unseen: no ensemble model saved (a member model is missing under {save_models})")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from policyclf.config import dump_config
-from policyclf.evaluation import compute_report
+from policyclf.evaluation import BACKEND_NAMES, COMPARED_PAIRS, compute_report
 from policyclf.jsonutil import clean_json
 from policyclf.labels import CATEGORIES
 from policyclf.report_html import write_html
@@ -43,11 +43,15 @@ def headline_markdown(report: dict[str, Any]) -> str:
         micro = f"{r['micro_f1']:.3f}" if "micro_f1" in r else "—"
         sample = f"{r['sample_f1']:.3f}" if "sample_f1" in r else "—"
         lines.append(f"| {r['backend']} | {r['test']} | {r['n']} | {r['macro_f1']:.3f}{ci} | {micro} | {sample} |")
-    comp = report.get("comparison", {}).get("loro_macro_f1_bert_minus_tfidf", {}).get("documents")
-    if comp:
-        lines.append("")
-        lines.append(f"BERT − TF-IDF macro-F1 (leave-one-region-out, paired document bootstrap): "
-                     f"{comp['diff']:+.3f} [{comp['lo']:+.3f}, {comp['hi']:+.3f}], p = {comp['p_value']:.3f}")
+    first = True
+    for a_name, b_name in COMPARED_PAIRS:
+        comp = report.get("comparison", {}).get(f"loro_macro_f1_{a_name}_minus_{b_name}", {}).get("documents")
+        if comp:
+            lines += [""] if first else []
+            first = False
+            lines.append(f"{BACKEND_NAMES[a_name]} − {BACKEND_NAMES[b_name]} macro-F1 (leave-one-region-out, paired "
+                         f"document bootstrap): {comp['diff']:+.3f} [{comp['lo']:+.3f}, {comp['hi']:+.3f}], "
+                         f"p = {comp['p_value']:.3f}")
     return "\n".join(lines)
 
 

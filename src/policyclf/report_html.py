@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from policyclf.evaluation import BACKEND_NAMES, COMPARED_PAIRS
 from policyclf.labels import CATEGORIES
 
 
@@ -238,13 +239,13 @@ def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path, headl
     rows = [[r["backend"], r["test"], r["n"], r["macro_f1"], r.get("macro_f1_lo"), r.get("macro_f1_hi"),
              r.get("micro_f1"), r.get("sample_f1")] for r in report["headline"]]
     parts.append(_table(["model", "test set", "passages", "macro-F1", "95% lo", "95% hi", "micro-F1", "sample-F1"], rows))
-    for key, title in (("loro_macro_f1_bert_minus_tfidf", "leave-one-region-out"),
-                       ("unseen_macro_f1_bert_minus_tfidf", "unseen provinces")):
-        comp = report["comparison"].get(key)
-        if comp:
-            parts.append(f"<p>BERT − TF-IDF macro-F1, {title}: " + "; ".join(
-                f"{unit} bootstrap {c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}], p = {c['p_value']:.3f}"
-                for unit, c in comp.items()) + "</p>")
+    for a_name, b_name in COMPARED_PAIRS:
+        for split, title in (("loro", "leave-one-region-out"), ("unseen", "unseen provinces")):
+            comp = report["comparison"].get(f"{split}_macro_f1_{a_name}_minus_{b_name}")
+            if comp:
+                parts.append(f"<p>{BACKEND_NAMES[a_name]} − {BACKEND_NAMES[b_name]} macro-F1, {title}: " + "; ".join(
+                    f"{unit} bootstrap {c['diff']:+.3f} [{c['lo']:+.3f}, {c['hi']:+.3f}], p = {c['p_value']:.3f}"
+                    for unit, c in comp.items()) + "</p>")
     for b, data in report["backends"].items():
         lo = data["loro"]
         parts.append(f"<h2>{html.escape(b)}: leave-one-region-out (pooled over the six held-out regions)</h2>")

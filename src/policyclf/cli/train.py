@@ -25,3 +25,22 @@ def train_cli(
     cfg = load_config(config, parse_overrides(ctx.args))
     out = train(cfg, output, force=force, corpus=corpus)
     typer.echo(f"model written to {out}")
+
+
+@app.command("ensemble")
+@handle_errors
+def ensemble_cli(
+    members: list[Path] = typer.Argument(..., help="saved model directories trained on the same passages"),
+    output: Path = typer.Option(..., "-o", "--output", help="ensemble model directory to write"),
+    weights: list[float] = typer.Option([], "--weight", help="one weight per member, in order (default: equal)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing model directory"),
+) -> None:
+    """Put an ensemble model together from saved models (copies them; trains nothing).
+
+    Each member's score is centred on its own threshold in logit space and the centred logits are
+    averaged; to train the members and the ensemble in one go, use `train` with --model.backend ensemble.
+    """
+    from policyclf.models.ensemble import assemble
+
+    out = assemble(members, output, weights, force=force)
+    typer.echo(f"ensemble of {len(members)} models written to {out}")

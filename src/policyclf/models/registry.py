@@ -14,6 +14,7 @@ BACKENDS: dict[str, str] = {
     "tfidf": "policyclf.models.tfidf:TfidfClassifier",
     "bert": "policyclf.models.bert:BertClassifier",
     "distilled": "policyclf.models.distilled:DistilledClassifier",
+    "ensemble": "policyclf.models.ensemble:EnsembleClassifier",
 }
 
 
