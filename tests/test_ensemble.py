@@ -179,3 +179,30 @@ def test_report_builds_the_ensemble_from_its_members_predictions(tmp_path, fake_
     ens = load_model(models / "ensemble")
     assert ens.members == ["tfidf", "tfidf"]
     assert "ensemble − TF-IDF macro-F1" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_combine_predictions_script_matches_the_library(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import combine_predictions
+
+    rng = np.random.default_rng(1)
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for k, d in enumerate(dirs):
+        d.mkdir()
+        for split in ("loro-x", "loro-y") if k == 0 else ("loro-x",):  # loro-y only in the first member
+            with (d / f"{split}.jsonl").open("w") as f:
+                for i in range(5):
+                    f.write(json.dumps({"passage_id": f"p{i}", "split": split, "train_seconds": 1.0 + k,
+                                        "scores": rng.uniform(size=7).round(5).tolist(),
+                                        "thresholds": [0.3 + 0.1 * k] * 7}) + "\n")
+    assert combine_predictions.combine_dirs(dirs, tmp_path / "e", [2, 1]) == ["loro-x"]
+    got = [json.loads(line) for line in (tmp_path / "e" / "loro-x.jsonl").read_text().splitlines()]
+    a = [json.loads(line) for line in (dirs[0] / "loro-x.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (dirs[1] / "loro-x.jsonl").read_text().splitlines()]
+    want = combine_scores([np.array([r["scores"] for r in a]), np.array([r["scores"] for r in b])],
+                          [np.full(7, 0.3), np.full(7, 0.4)], [2, 1])
+    np.testing.assert_allclose(np.array([r["scores"] for r in got]), want, atol=1e-5)
+    assert [r["passage_id"] for r in got] == [f"p{i}" for i in range(5)] and got[0]["train_seconds"] == 3.0
