@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from policyclf.errors import ModelError
+from policyclf.labels import CATEGORIES
 from policyclf.models.base import BaseClassifier
 
 MEMBERS_DIR = "members"
@@ -102,7 +103,7 @@ class EnsembleClassifier(BaseClassifier):
         if self.weights and (len(self.weights) != len(self.members) or min(self.weights) <= 0):
             raise ModelError(f"ensemble weights {self.weights}: one positive weight per member {self.members}")
         self.member_models_ = list(member_models or [])
-        self.thresholds_ = np.full(7, 0.5)
+        self.thresholds_ = np.full(len(CATEGORIES), 0.5)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -148,7 +149,7 @@ class EnsembleClassifier(BaseClassifier):
             log.info("ensemble: fitting member %s", name)
             m.fit(texts, labels, groups=groups, headings=headings)
         self.validation_ = {name: getattr(m, "validation_", None) for name, m in zip(self.members, self.member_models_)}
-        self.thresholds_ = np.full(7, 0.5)
+        self.thresholds_ = np.full(len(CATEGORIES), 0.5)
         return self
 
     def _require(self) -> list[BaseClassifier]:
