@@ -43,6 +43,8 @@ def combine_scores(scores: Sequence[np.ndarray], thresholds: Sequence[np.ndarray
                    weights: Sequence[float] | None = None) -> np.ndarray:
     """The ensemble's (n, 7) scores from its members' scores and thresholds (threshold 0.5 each).
 
+    A member's thresholds are one (7,) row for all passages, or (n, 7), one row per passage.
+
     Raises:
         ModelError: no members, shapes that differ, or weights that are not positive.
     """
@@ -54,7 +56,7 @@ def combine_scores(scores: Sequence[np.ndarray], thresholds: Sequence[np.ndarray
     shapes = {np.shape(s) for s in scores}
     if len(shapes) != 1:
         raise ModelError(f"ensemble members scored different shapes {sorted(shapes)}")
-    z = sum(wi * (_logit(s) - _logit(np.asarray(t))[None, :]) for wi, s, t in zip(w, scores, thresholds)) / w.sum()
+    z = sum(wi * (_logit(s) - _logit(np.atleast_2d(t))) for wi, s, t in zip(w, scores, thresholds)) / w.sum()
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -70,14 +72,14 @@ def combine_prediction_rows(members: Sequence[dict[str, dict[str, Any]]], weight
     ids = list(members[0])
     if any(set(m) != set(ids) for m in members[1:]):
         raise ModelError("the ensemble's members scored different passages in this split; rerun the members")
+    # (n, 7) thresholds: a member's saved thresholds are per row
     scores = [np.array([m[i]["scores"] for i in ids]) for m in members]
-    out = {}
-    for k, i in enumerate(ids):
-        row = combine_scores([s[k:k + 1] for s in scores], [np.asarray(m[i]["thresholds"]) for m in members],
-                             weights)[0]
-        out[i] = {"scores": row, "thresholds": np.full(len(row), 0.5),
-                  "train_seconds": round(sum(m[i].get("train_seconds") or 0 for m in members), 1)}
-    return out
+    thresholds = [np.array([m[i]["thresholds"] for i in ids]) for m in members]
+    combined = combine_scores(scores, thresholds, weights)
+    half = np.full(combined.shape[1], 0.5)
+    return {i: {"scores": combined[k], "thresholds": half,
+                "train_seconds": round(sum(m[i].get("train_seconds") or 0 for m in members), 1)}
+            for k, i in enumerate(ids)}
 
 
 class EnsembleClassifier(BaseClassifier):
