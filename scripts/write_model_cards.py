@@ -3,7 +3,7 @@
 
 Every number comes from the models' meta.json and the report's report.json (see
 policyclf.model_card); nothing is typed in by hand.
-Usage: scripts/write_model_cards.py [--report reports/v2]
+Usage: scripts/write_model_cards.py [--report reports/v3]
 """
 
 from __future__ import annotations
@@ -20,14 +20,30 @@ sys.path.insert(0, str(ROOT / "src"))
 from policyclf.model_card import write_model_card  # noqa: E402
 from policyclf.report import headline_markdown  # noqa: E402
 
-TITLES = {"policyclf-bert": "policyclf-bert (12 layers; the teacher of the default model)",
-          "policyclf-tfidf": "policyclf-tfidf (baseline)",
-          "policyclf-distilled": "policyclf-distilled (default: a 3-layer student of policyclf-bert)"}
-NO_REPORT = {"policyclf-distilled"}  # not in the report's protocol yet: its card shows the teacher comparison instead
-EXTRA = {"policyclf-distilled": ["""## Status
-The default model (used when `--model` is not given) since 2026-12-02. A student becomes the default only
-if its macro-F1 is within 0.01 of its teacher's on both the leave-one-region-out and the unseen-province
-tests:
+TITLES = {"policyclf-bert": "policyclf-bert (12 layers, v3 data; member of policyclf-ensemble)",
+          "policyclf-tfidf": "policyclf-tfidf (the default since 2026-12-07)",
+          "policyclf-ensemble": "policyclf-ensemble (policyclf-bert + policyclf-tfidf; the most accurate)",
+          "policyclf-distilled": "policyclf-distilled (the v2 3-layer student; the default 2026-12-02 to 2026-12-07)"}
+# not in the report the cards are written from (a v2 model): its card shows the teacher comparison instead
+NO_REPORT = {"policyclf-distilled"}
+EXTRA = {"policyclf-tfidf": ["""## Status
+The default model (used when `--model` is not given) since 2026-12-07. The default must run at ≥ 50
+passages/s on 2 AVX2 cores (issue 11), which the 12-layer `policyclf-bert` and `policyclf-ensemble` do
+not; among the models that do, this one beats the v2 student `policyclf-distilled` in leave-one-region-out
+by +0.068 [+0.049, +0.086] macro-F1 (same 3,159 passages and labels; `reports/v3/compare/tfidf_v3_vs_student_v2.md`).
+A v3 student replaces it once it is within 0.01 of its teacher on both held-out tests."""],
+         "policyclf-ensemble": ["""## Status
+Not the default: it runs at about a tenth of TF-IDF's speed (README, "Speed"). Use it with
+`--model models/policyclf-ensemble` where accuracy matters more than time. Chosen by the selection
+protocol (two folds inside the training data) and confirmed by leave-one-region-out against its BERT member:
++0.018 [+0.010, +0.027] (`reports/v3/compare/ensemble_v3_vs_bert_loro.md`). The members under `members/` are
+byte-identical copies of `models/policyclf-bert` and `models/policyclf-tfidf` and load on their own."""],
+         "policyclf-distilled": ["""## Status
+The default model from 2026-12-02 to 2026-12-07, when the v3 TF-IDF replaced it (+0.068 [+0.049, +0.086]
+in leave-one-region-out on the final v3 labels). It is the student of the **v2** 12-layer teacher, trained
+on the 5,159 v2 passages; `models/policyclf-bert` is now the v3 teacher, so the comparison below is with
+the v2 teacher. A v3 student replaces this model once it is within 0.01 of its teacher on both held-out
+tests. When it became the default, the rule was met:
 - unseen provinces: the comparison above (float32, `scripts/compare_student.py`);
 - leave-one-region-out, the same recipe with a teacher trained inside every fold
   (`reports/distilled`, per fold in `reports/distilled/against_teacher.md`): 0.734 against the teacher
@@ -40,7 +56,7 @@ Speed against the teacher: about 3.4× end to end (`policyclf predict`, 3,159 pa
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--report", type=Path, default=ROOT / "reports" / "v2")
+    ap.add_argument("--report", type=Path, default=ROOT / "reports" / "v3")
     ap.add_argument("--readme", action="store_true", help="also rewrite README's results table")
     args = ap.parse_args()
     report_json = args.report / "report.json"

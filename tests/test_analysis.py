@@ -409,7 +409,7 @@ def test_doc_of():
     assert doc_of("plain") == "plain"
 
 
-@pytest.mark.parametrize("model", ["policyclf-distilled", "policyclf-bert", "policyclf-tfidf"])
+@pytest.mark.parametrize("model", ["policyclf-ensemble", "policyclf-distilled", "policyclf-bert", "policyclf-tfidf"])
 def test_shipped_models_store_error_rates_from_their_loro_predictions(model):
     """The stored totals are what the LORO prediction files and the gold labels give."""
     rates = load_error_rates(ROOT / "models" / model)
