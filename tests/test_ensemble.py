@@ -128,7 +128,7 @@ def test_assemble_from_saved_models_and_refuse_other_training_data(tmp_path):
         [a.predict_proba(texts), b.predict_proba(texts)], [a.thresholds_, b.thresholds_], [2, 1]))
     meta = json.loads((tmp_path / "e" / "meta.json").read_text())
     assert meta["backend"] == "ensemble" and meta["training_data"]["fingerprint"] == "fp-16"
-    assert (tmp_path / "e" / "members" / "0-tfidf" / "tfidf.skops").read_bytes() == (da / "tfidf.skops").read_bytes()
+    assert (tmp_path / "e" / "members" / "0-tfidf" / "tfidf.npz").read_bytes() == (da / "tfidf.npz").read_bytes()
     # the ensemble labels documents like any model
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("\n".join(texts[:8]), encoding="utf-8")

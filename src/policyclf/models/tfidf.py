@@ -1,6 +1,9 @@
 """TF-IDF baseline: character 1–3-grams + jieba words, one-vs-rest logistic regression.
 
-Saved with skops and loaded against an explicit list of trusted types: no pickle anywhere.
+Saved as a deflated ``.npz`` of plain numeric arrays, read with ``allow_pickle=False``: no pickle anywhere,
+and loading imports neither skops nor torch (skops' import walks every scikit-learn estimator and pulls in
+torch: most of the default model's start-up). Models saved before 2026-12-07 (``tfidf.skops``) still load,
+through skops against an explicit list of trusted types.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from policyclf.labels import labels_to_matrix
 from policyclf.models.base import BaseClassifier
 from policyclf.thresholds import tune_thresholds
 
-WEIGHTS_FILE = "tfidf.skops"
+WEIGHTS_FILE = "tfidf.npz"
+LEGACY_WEIGHTS_FILE = "tfidf.skops"  # the format before 2026-12-07; loads with skops
 SEP = "\x00"
 NO_HEADING = "〇"  # what the heading block sees for a passage without a heading
-# Everything a saved baseline may contain; load refuses any other type.
+# Everything a legacy (skops) baseline may contain; load refuses any other type.
 TRUSTED_TYPES = [  # a saved baseline is a dict of str, float arrays and nothing else
     "builtins.dict",
     "builtins.str",
@@ -174,29 +178,64 @@ class TfidfClassifier(BaseClassifier):
 
     # ------------------------------------------------------------ persistence
     def _save_weights(self, directory: Path) -> None:
-        import zipfile
-
-        import skops.io as sio
-
-        # Vocabularies go in as one NUL-joined string + idf array: skops stores a 400k-entry dict
-        # of numpy ints far too slowly, and this form needs no trust beyond plain types.
-        state: dict[str, Any] = {"coef": self.coef_, "intercept": self.intercept_}
+        # Vocabularies go in as one NUL-joined UTF-8 string (stored as bytes) + idf array; deflated (lossless):
+        # the shipped v3 model is 27 MB stored, 16 MB compressed (repository limit 25 MB).
+        state: dict[str, np.ndarray] = {"coef": np.asarray(self.coef_, dtype=np.float64),
+                                        "intercept": np.asarray(self.intercept_, dtype=np.float64)}
         for name in self._blocks():
             vec = getattr(self, f"{name}_vectorizer_")
             terms = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
             if any(SEP in t for t in terms):
                 raise ModelError("a vocabulary term contains a NUL character; cannot save")
-            state[f"{name}_terms"] = SEP.join(terms)
-            state[f"{name}_idf"] = vec.idf_
-        # deflate (lossless): the shipped v3 model is 27 MB stored, 16 MB compressed (repository limit 25 MB)
-        sio.dump(state, directory / WEIGHTS_FILE, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+            state[f"{name}_terms"] = np.frombuffer(SEP.join(terms).encode("utf-8"), dtype=np.uint8)
+            state[f"{name}_idf"] = np.asarray(vec.idf_, dtype=np.float64)
+        with (directory / WEIGHTS_FILE).open("wb") as f:
+            np.savez_compressed(f, **state)
+        (directory / LEGACY_WEIGHTS_FILE).unlink(missing_ok=True)  # re-saved in place: one weights file
 
-    def _load_weights(self, directory: Path) -> None:
+    def _read_state(self, directory: Path) -> dict[str, Any]:
+        """The saved arrays (terms decoded to str); legacy skops files through :meth:`_read_legacy_state`.
+
+        Raises:
+            ModelFileError: the file is missing, an LFS pointer, unreadable, or lacks an array.
+            ModelError: it holds something other than plain numeric arrays.
+        """
+        from policyclf.models.base import check_model_file, damaged_file
+
+        path = directory / WEIGHTS_FILE
+        if not path.is_file() and (directory / LEGACY_WEIGHTS_FILE).is_file():
+            return self._read_legacy_state(directory / LEGACY_WEIGHTS_FILE)
+        check_model_file(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                state = {k: z[k] for k in z.files}
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):  # an object array: never unpickled
+                raise ModelError(f"{path}: refuses to load an array of Python objects (pickle)") from exc
+            raise damaged_file(path, f"not a readable .npz file: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            raise damaged_file(path, f"not a readable .npz file: {type(exc).__name__}: {exc}") from exc
+        needed = ["coef", "intercept", *(f"{n}_{part}" for n in self._blocks() for part in ("terms", "idf"))]
+        missing = [k for k in needed if k not in state]
+        if missing:
+            raise damaged_file(path, f"arrays {missing} missing")
+        for key, arr in state.items():
+            if arr.dtype.kind not in "fu":
+                raise ModelError(f"{path}: refuses array {key!r} of dtype {arr.dtype} (numbers only)")
+        for name in self._blocks():
+            try:
+                state[f"{name}_terms"] = state[f"{name}_terms"].tobytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise damaged_file(path, f"vocabulary {name!r} is not UTF-8") from exc
+        return state
+
+    @staticmethod
+    def _read_legacy_state(path: Path) -> dict[str, Any]:
+        """A ``tfidf.skops`` file (models saved before 2026-12-07), loaded against :data:`TRUSTED_TYPES`."""
         import skops.io as sio
 
         from policyclf.models.base import check_model_file, damaged_file
 
-        path = directory / WEIGHTS_FILE
         check_model_file(path)
         try:
             untrusted = sio.get_untrusted_types(file=path)
@@ -206,9 +245,12 @@ class TfidfClassifier(BaseClassifier):
         if unexpected:
             raise ModelError(f"{path}: refuses to load untrusted types {unexpected}")
         try:
-            state = sio.load(path, trusted=list(untrusted))
+            return sio.load(path, trusted=list(untrusted))
         except Exception as exc:
             raise damaged_file(path, f"{type(exc).__name__}: {exc}") from exc
+
+    def _load_weights(self, directory: Path) -> None:
+        state = self._read_state(directory)
         self.coef_ = np.asarray(state["coef"])
         self.intercept_ = np.asarray(state["intercept"])
         for name in self._blocks():
