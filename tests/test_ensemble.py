@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from conftest import toy_data
 from policyclf.cli import app
 from policyclf.errors import ModelError
+from policyclf.labels import CATEGORIES
 from policyclf.models.base import load_model
 from policyclf.models.ensemble import EnsembleClassifier, combine_prediction_rows, combine_scores
 from policyclf.models.tfidf import TfidfClassifier
@@ -112,7 +113,9 @@ def _saved_tfidf(path, texts, labels, C=4.0):
     from policyclf.config import Config
 
     model = TfidfClassifier(threshold_folds=2, C=C).fit(texts, labels, groups=[str(i % 4) for i in range(len(texts))])
-    meta = {"training_data": {"fingerprint": f"fp-{len(texts)}", "passages": len(texts)}}
+    meta = {"training_data": {"fingerprint": f"fp-{len(texts)}", "passages": len(texts), "annotations": ["toy"],
+                              "per_category": {c: sum(c in ls for ls in labels) for c in CATEGORIES},
+                              "unlabelled": sum(not ls for ls in labels)}}
     return model, model.save(path, extra_meta=meta, config=Config())
 
 
@@ -206,3 +209,18 @@ def test_combine_predictions_script_matches_the_library(tmp_path):
                           [np.full(7, 0.3), np.full(7, 0.4)], [2, 1])
     np.testing.assert_allclose(np.array([r["scores"] for r in got]), want, atol=1e-5)
     assert [r["passage_id"] for r in got] == [f"p{i}" for i in range(5)] and got[0]["train_seconds"] == 3.0
+
+
+def test_an_assembled_ensemble_gets_a_model_card_naming_its_members(tmp_path):
+    """An assembled ensemble's meta has no saved_at: its card still renders, naming its members."""
+    from policyclf.model_card import render_model_card
+
+    texts, labels = toy_data(2)
+    _, da = _saved_tfidf(tmp_path / "a", texts, labels, C=4.0)
+    _, db = _saved_tfidf(tmp_path / "b", texts, labels, C=0.5)
+    assert CliRunner().invoke(app, ["ensemble", str(da), str(db), "-o", str(tmp_path / "e")]).exit_code == 0
+    meta = json.loads((tmp_path / "e" / "meta.json").read_text())
+    card = render_model_card(tmp_path / "e")
+    assert card.startswith("# Model card: e\n") and "Backend `ensemble`." in card
+    assert all(f"`{m}`" in card for m in meta["assembled_from"])
+    assert "## Validation recorded at training time" in card and "Saved" not in card

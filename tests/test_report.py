@@ -287,3 +287,28 @@ def test_report_page_curve_note_scrolling_tables_and_supports_per_document_type(
     assert "<th>regulation positives</th>" in page and "categories with &lt; 20 positives" in page
     row = page.split("<td>talent_teams</td>", 2)[2].split("</tr>")[0]  # after the two whole-set tables
     assert f"<td>{reg['talent_teams']['support']}</td>" in row and " *</td>" in row  # 4 positives: marked
+
+
+def test_a_partial_leave_one_region_out_is_labelled_and_kept_off_the_curve(tmp_path, fake_repo, fake_corpus, monkeypatch):
+    """A backend with only some held-out folds saved (a run still going, or `--report.loro_regions`) is
+    not called leave-one-region-out without saying which regions are missing, and is no curve point."""
+    from policyclf.config import load_config
+    from policyclf.learning_curve import curve_numbers
+
+    monkeypatch.setenv("POLICYCLF_HOME", str(fake_repo))
+    config = _config(tmp_path, fake_repo, fake_corpus)
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(app, ["report", str(config), "-o", str(out), "--report.loro_regions", '["beijing"]',
+                                   "--report.unseen", "false"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["backends"]["tfidf"]["loro"]["missing_regions"] == ["shanghai", "jiangsu"]
+    assert report["headline"][0]["test"] == "leave-one-region-out (beijing only; not yet: shanghai, jiangsu)"
+    assert "beijing only; not yet: shanghai, jiangsu" in (out / "report.html").read_text(encoding="utf-8")
+    assert curve_numbers(load_config(config), out) == []
+    # the other folds run: complete again, and the end point of the curve
+    assert CliRunner().invoke(app, ["report", str(config), "-o", str(out)]).exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["backends"]["tfidf"]["loro"]["missing_regions"] == []
+    assert report["headline"][0]["test"] == "leave-one-region-out"
+    assert [r["point"] for r in curve_numbers(load_config(config), out)] == ["all"]

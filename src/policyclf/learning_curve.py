@@ -98,6 +98,8 @@ def curve_numbers(config: Any, out: str | Path, corpus: str | None = None) -> li
         report, _ = compute_report(cfg, folder, corpus)
         n_train = len(training_examples(cfg, corpus))
         for b, data in report["backends"].items():
+            if data["loro"].get("missing_regions"):
+                continue  # a run still going (or restricted to some regions) is not a point of the curve
             row = {"point": p.name, "arm": p.arm, "backend": b, "passages": n_train,
                    "loro_macro_f1": data["loro"]["macro_f1"],
                    "loro_per_category": {c: v["f1"] for c, v in data["loro"]["per_category"].items()}}

@@ -98,11 +98,21 @@ def render_model_card(model_dir: str | Path, report: dict[str, Any] | None = Non
     thresholds = ", ".join(f"{c} {t:.2f}" for c, t in zip(meta["labels"], meta["thresholds"]))
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     per_cat = ", ".join(f"{k} {v}" for k, v in td["per_category"].items())
-    val_line = val.get("method", "—")
-    if "macro_f1" in val:
-        val_line += f": macro-F1 {val['macro_f1']:.3f}, micro-F1 {val.get('micro_f1', float('nan')):.3f}"
+
+    def one(v: dict[str, Any]) -> str:
+        line = v.get("method", "—")
+        if "macro_f1" in v:
+            line += f": macro-F1 {v['macro_f1']:.3f}, micro-F1 {v.get('micro_f1', float('nan')):.3f}"
+        return line
+
+    if val and "method" not in val and all(isinstance(v, dict) for v in val.values()):  # an ensemble: per member
+        val_line = "; ".join(f"member `{name}`, {one(v)}" for name, v in val.items())
+    else:
+        val_line = one(val)
     lines = [f"# Model card: {title or model_dir.name}", "",
-             f"Backend `{meta['backend']}`. {ARCHITECTURES.get(meta['backend'], '')}", "",
+             f"Backend `{meta['backend']}`. {ARCHITECTURES.get(meta['backend'], '')}"
+             + (" Put together from: " + ", ".join(f"`{m}`" for m in meta["assembled_from"]) + "."
+                if meta.get("assembled_from") else ""), "",
              INTENDED, "", limits(meta, report), "", SELECTION, "", "## Training data",
              f"{td['passages']:,} annotated passages (`{', '.join(td['annotations'])}`), training-data fingerprint "
              f"`{td['fingerprint']}`. Positives per category: {per_cat}; unlabelled passages: {td['unlabelled']}.", "",
@@ -118,7 +128,8 @@ def render_model_card(model_dir: str | Path, report: dict[str, Any] | None = Non
     for section in extra_sections or []:
         lines += [section, ""]
     config_path = model_dir / "config.toml"
-    lines.append(f"Versions: {versions}. Saved {meta['saved_at']}. Settings: `config.toml`"
+    saved = f" Saved {meta['saved_at']}." if meta.get("saved_at") else ""
+    lines.append(f"Versions: {versions}.{saved} Settings: `config.toml`"
                  + (" (the resolved training config)." if config_path.is_file() else "."))
     return "\n".join(lines) + "\n"
 

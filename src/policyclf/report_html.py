@@ -248,7 +248,9 @@ def write_html(report: dict[str, Any], pooled: dict[str, Any], path: Path, headl
                     for unit, c in comp.items()) + "</p>")
     for b, data in report["backends"].items():
         lo = data["loro"]
-        parts.append(f"<h2>{html.escape(b)}: leave-one-region-out (pooled over the six held-out regions)</h2>")
+        pooled_over = ("pooled over the held-out regions" if not lo.get("missing_regions") else
+                       f"{', '.join(lo['per_region'])} only; not yet: {', '.join(lo['missing_regions'])}")
+        parts.append(f"<h2>{html.escape(b)}: leave-one-region-out ({html.escape(pooled_over)})</h2>")
         ci = lo["ci_passages"]
         cid = lo.get("ci_documents", {})
         parts.append(_table(["metric", "value [95% CI, passages]", "[95% CI, documents]"], [
