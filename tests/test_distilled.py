@@ -245,3 +245,49 @@ def test_the_report_trains_each_splits_teacher_once_for_bert_and_its_student(tin
     assert (out / "predictions" / "distilled" / "loro-beijing.jsonl").is_file()
     assert len(teachers) == 1  # trained by the bert backend, read back by the student
     assert len(list((tmp_path / "cache" / "distill").glob("teacher-model-*"))) == 1
+
+
+def test_a_saved_bert_model_of_the_same_split_is_adopted_as_the_students_teacher(tiny_bert_dir, fake_repo,
+                                                                                fake_corpus, monkeypatch, tmp_path):
+    """report --reuse-model MODEL: a saved bert model trained on exactly the unseen split's data (the
+    shipped teacher) becomes that split's teacher; a model trained on other passages is not adopted."""
+    from policyclf.config import load_config
+    from policyclf.models import bert
+    from policyclf.protocol import adopt_teacher, protocol_splits, run_protocol, unseen_examples
+    from policyclf.training import training_examples
+
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
+    ann = fake_repo / "data" / "annotated"
+    cfg_path = tmp_path / "r.toml"
+    cfg_path.write_text(
+        f'[data]\ncorpus = "{fake_corpus}"\nannotations = ["{ann / "six_regions.jsonl"}"]\n'
+        f'[model]\nbackend = "bert"\nbase_model = "{tiny_bert_dir}"\nmax_length = 16\nwindow_stride = 6\n'
+        'trainable_layers = 1\ninference_dtype = "float32"\n'
+        '[training]\nepochs = 1\nbatch_size = 8\nvalidation_fraction = 0.25\ndevice = "cpu"\n'
+        '[distill]\nstudent_layers = 1\nepochs = 1\n'
+        f'[report]\nbackends = ["bert"]\nloro_regions = ["beijing"]\nbootstrap = 100\n'
+        f'test_annotations = "{ann / "other_provinces_test.jsonl"}"\n', encoding="utf-8")
+    cfg = load_config(cfg_path)
+    run_protocol(cfg, tmp_path / "rep", save_models=tmp_path / "saved", log=lambda m: None)
+    saved = tmp_path / "saved" / "bert"
+    (tmp_path / "cache").rename(tmp_path / "cache-of-the-bert-run")  # a new session: nothing kept
+    splits = {n: tr for n, tr, _ in protocol_splits(cfg, training_examples(cfg), unseen_examples(cfg))}
+    assert adopt_teacher(saved, cfg, splits["loro-beijing"]) is None  # trained on other passages
+    teachers = []
+    real_fit = bert.BertClassifier.fit
+
+    def counting_fit(self, *a, **k):
+        if not self.encoder_layers:  # the student has encoder_layers set; a teacher not
+            teachers.append(1)
+        return real_fit(self, *a, **k)
+
+    monkeypatch.setattr(bert.BertClassifier, "fit", counting_fit)
+    cfg.report.backends = ["distilled"]
+    logs = []
+    out = run_protocol(cfg, tmp_path / "rep", reuse_models=[saved], log=logs.append)
+    assert (out / "predictions" / "distilled" / "unseen.jsonl").is_file()
+    assert (out / "predictions" / "distilled" / "loro-beijing.jsonl").is_file()
+    assert len(teachers) == 1  # the beijing fold trained its own teacher; the unseen split adopted the saved one
+    assert any("is this split's teacher" in m for m in logs)
+    assert len(list((tmp_path / "cache" / "distill").glob("teacher-model-*"))) == 2

@@ -71,6 +71,29 @@ def reusable_model(directory: str | Path, config: Any, examples: list[Example]) 
     return None
 
 
+def adopt_teacher(directory: str | Path, config: Any, examples: list[Example]) -> Path | None:
+    """Keep the saved ``bert`` model in ``directory`` where a distilled fit on ``examples`` looks for its teacher.
+
+    Only a model that :func:`reusable_model` finds identical to the teacher ``config`` would train on
+    ``examples`` (same settings, same training-data fingerprint) is adopted, so no held-out passage
+    can reach a student through it. Returns the cache path, or None where the model is not that
+    teacher (or the distillation cache is off).
+    """
+    from policyclf.models.base import load_model, read_meta
+    from policyclf.models.distilled import share_as_teacher
+
+    if read_meta(directory)["backend"] != "bert" or config.distill.teacher:
+        return None
+    as_bert = copy.deepcopy(config)
+    as_bert.model.backend = "bert"
+    if reusable_model(directory, as_bert, examples) is not None:
+        return None
+    model = load_model(directory, device="cpu", progress=False)
+    model.validation_ = read_meta(directory).get("validation")
+    return share_as_teacher(model, [e.text for e in examples], [list(e.labels) for e in examples],
+                            [e.passage.doc_id for e in examples], [e.passage.heading for e in examples])
+
+
 def protocol_splits(config: Any, all_train: list[Example], unseen: list[Example]
                     ) -> list[tuple[str, list[Example], list[Example]]]:
     """(name, training set, test set) of every split the report needs.
@@ -100,7 +123,9 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
 
     ``reuse_models``: saved models that may stand in for the all-six-region training run of
     the unseen-province split — only one that :func:`reusable_model` finds identical (same
-    settings, same training-data fingerprint) is used; any other is refused with the reason.
+    settings, same training-data fingerprint) is used; any other is refused with the reason. A
+    saved ``bert`` model identical to the teacher a ``distilled`` split would train (the shipped
+    teacher, for the unseen split) is adopted as that split's teacher (:func:`adopt_teacher`).
     """
     out = Path(out)
     all_train = training_examples(config, corpus)
@@ -132,6 +157,13 @@ def run_protocol(config: Any, out: str | Path, *, corpus: str | None = None,
                         extra = {"reused_model": str(d), "train_seconds": validation.get("train_seconds")}
                         break
                     log(f"[{backend}] {name}: not reusing {d}: {why}")
+            if model is None and backend == "distilled":
+                for d in reuse_models:  # a saved bert model of exactly this split is the student's teacher
+                    kept = adopt_teacher(d, cfg, train_set)
+                    if kept is not None:
+                        log(f"[{backend}] {name}: the saved bert model {d} (same settings and training data) "
+                            f"is this split's teacher")
+                        break
             if model is None:
                 log(f"[{backend}] {name}: training on {len(train_set)} passages, scoring {len(test_set)}")
                 model = fit_examples(build_model(cfg), train_set)

@@ -18,7 +18,8 @@ def report_cli(
     save_models: Path = typer.Option(None, "--save-models", help="keep the all-six-region models here"),
     reuse_models: list[Path] = typer.Option([], "--reuse-model", help="a saved model that may stand in for the "
                                             "all-six-region training run if its settings and training data are "
-                                            "identical (repeatable)"),
+                                            "identical, or, a bert model, be the teacher of a distilled student on the same "
+                                            "data (repeatable)"),
     curve: bool = typer.Option(False, "--curve", help="also run the active-learning learning curve (OUTPUT/curve/)"),
     curve_backends: list[str] = typer.Option(["tfidf"], "--curve-backend", help="backends of the curve (repeatable)"),
     curve_points: list[str] = typer.Option([], "--curve-point", help="run only these curve points (repeatable)"),
