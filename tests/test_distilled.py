@@ -212,15 +212,8 @@ def test_a_bert_model_trained_by_the_protocol_is_the_students_teacher(tiny_bert_
     assert distilled.share_as_teacher(teacher, texts, labels) is None
 
 
-def test_the_report_trains_each_splits_teacher_once_for_bert_and_its_student(tiny_bert_dir, fake_repo, fake_corpus,
-                                                                             monkeypatch, tmp_path):
-    """Through run_protocol: the bert backend's fold model is the distilled backend's teacher on that fold."""
-    from policyclf.config import load_config
-    from policyclf.models import bert
-    from policyclf.protocol import run_protocol
-
-    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
+def _tiny_report_config(tmp_path, fake_repo, fake_corpus, tiny_bert_dir, report: str):
+    """A report config over the fake corpus with the tiny base model; ``report``: extra [report] lines."""
     ann = fake_repo / "data" / "annotated"
     cfg_path = tmp_path / "r.toml"
     cfg_path.write_text(
@@ -229,8 +222,15 @@ def test_the_report_trains_each_splits_teacher_once_for_bert_and_its_student(tin
         'trainable_layers = 1\ninference_dtype = "float32"\n'
         '[training]\nepochs = 1\nbatch_size = 8\nvalidation_fraction = 0.25\ndevice = "cpu"\n'
         '[distill]\nstudent_layers = 1\nepochs = 1\n'
-        f'[report]\nbackends = ["bert", "distilled"]\nloro_regions = ["beijing"]\nunseen = false\nbootstrap = 100\n'
+        f'[report]\n{report}loro_regions = ["beijing"]\nbootstrap = 100\n'
         f'test_annotations = "{ann / "other_provinces_test.jsonl"}"\n', encoding="utf-8")
+    return cfg_path
+
+
+def _count_teacher_fits(monkeypatch) -> list:
+    """A list that gets one entry per BertClassifier.fit of a teacher (or the bert backend), not of a student."""
+    from policyclf.models import bert
+
     teachers = []
     real_fit = bert.BertClassifier.fit
 
@@ -240,6 +240,20 @@ def test_the_report_trains_each_splits_teacher_once_for_bert_and_its_student(tin
         return real_fit(self, *a, **k)
 
     monkeypatch.setattr(bert.BertClassifier, "fit", counting_fit)
+    return teachers
+
+
+def test_the_report_trains_each_splits_teacher_once_for_bert_and_its_student(tiny_bert_dir, fake_repo, fake_corpus,
+                                                                             monkeypatch, tmp_path):
+    """Through run_protocol: the bert backend's fold model is the distilled backend's teacher on that fold."""
+    from policyclf.config import load_config
+    from policyclf.protocol import run_protocol
+
+    monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
+    cfg_path = _tiny_report_config(tmp_path, fake_repo, fake_corpus, tiny_bert_dir,
+                                   'backends = ["bert", "distilled"]\nunseen = false\n')
+    teachers = _count_teacher_fits(monkeypatch)
     out = run_protocol(load_config(cfg_path), tmp_path / "rep", log=lambda m: None)
     assert (out / "predictions" / "bert" / "loro-beijing.jsonl").is_file()
     assert (out / "predictions" / "distilled" / "loro-beijing.jsonl").is_file()
@@ -252,37 +266,19 @@ def test_a_saved_bert_model_of_the_same_split_is_adopted_as_the_students_teacher
     """report --reuse-model MODEL: a saved bert model trained on exactly the unseen split's data (the
     shipped teacher) becomes that split's teacher; a model trained on other passages is not adopted."""
     from policyclf.config import load_config
-    from policyclf.models import bert
     from policyclf.protocol import adopt_teacher, protocol_splits, run_protocol, unseen_examples
     from policyclf.training import training_examples
 
     monkeypatch.setenv("POLICYCLF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("POLICYCLF_DISTILL_CACHE", "1")
-    ann = fake_repo / "data" / "annotated"
-    cfg_path = tmp_path / "r.toml"
-    cfg_path.write_text(
-        f'[data]\ncorpus = "{fake_corpus}"\nannotations = ["{ann / "six_regions.jsonl"}"]\n'
-        f'[model]\nbackend = "bert"\nbase_model = "{tiny_bert_dir}"\nmax_length = 16\nwindow_stride = 6\n'
-        'trainable_layers = 1\ninference_dtype = "float32"\n'
-        '[training]\nepochs = 1\nbatch_size = 8\nvalidation_fraction = 0.25\ndevice = "cpu"\n'
-        '[distill]\nstudent_layers = 1\nepochs = 1\n'
-        f'[report]\nbackends = ["bert"]\nloro_regions = ["beijing"]\nbootstrap = 100\n'
-        f'test_annotations = "{ann / "other_provinces_test.jsonl"}"\n', encoding="utf-8")
+    cfg_path = _tiny_report_config(tmp_path, fake_repo, fake_corpus, tiny_bert_dir, 'backends = ["bert"]\n')
     cfg = load_config(cfg_path)
     run_protocol(cfg, tmp_path / "rep", save_models=tmp_path / "saved", log=lambda m: None)
     saved = tmp_path / "saved" / "bert"
     (tmp_path / "cache").rename(tmp_path / "cache-of-the-bert-run")  # a new session: nothing kept
     splits = {n: tr for n, tr, _ in protocol_splits(cfg, training_examples(cfg), unseen_examples(cfg))}
     assert adopt_teacher(saved, cfg, splits["loro-beijing"]) is None  # trained on other passages
-    teachers = []
-    real_fit = bert.BertClassifier.fit
-
-    def counting_fit(self, *a, **k):
-        if not self.encoder_layers:  # the student has encoder_layers set; a teacher not
-            teachers.append(1)
-        return real_fit(self, *a, **k)
-
-    monkeypatch.setattr(bert.BertClassifier, "fit", counting_fit)
+    teachers = _count_teacher_fits(monkeypatch)
     cfg.report.backends = ["distilled"]
     logs = []
     out = run_protocol(cfg, tmp_path / "rep", reuse_models=[saved], log=logs.append)
