@@ -24,7 +24,7 @@ TITLES = {"policyclf-bert": "policyclf-bert (12 layers, v3 data; member of polic
           "policyclf-tfidf": "policyclf-tfidf (the default since 2026-12-07)",
           "policyclf-ensemble": "policyclf-ensemble (policyclf-bert + policyclf-tfidf; the most accurate)",
           "policyclf-distilled": "policyclf-distilled (the v3 3-layer student of policyclf-bert)"}
-# not in the report the cards are written from (a v2 model): its card shows the teacher comparison instead
+# not in the report the cards are written from (its LORO row is incomplete): its card shows the teacher comparison instead
 NO_REPORT = {"policyclf-distilled"}
 EXTRA = {"policyclf-tfidf": ["""## Status
 The default model (used when `--model` is not given) since 2026-12-07. The default must run at ≥ 50

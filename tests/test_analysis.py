@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from policyclf.analysis import AnalysisWarning, adjust, analyze, gold_anchored, permutation_test, _chi2_stats
+from policyclf.corpus import REGIONS
 from policyclf.error_rates import ERROR_RATES_FILE, ErrorRates, doc_of, load_error_rates, save_error_rates
 from policyclf.errors import DataError, ModelError, PolicyclfError
 from policyclf.labels import CATEGORIES
-from policyclf.corpus import REGIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 TPR = np.array([0.6, 0.7, 0.5, 0.75, 0.7, 0.6, 0.65])
