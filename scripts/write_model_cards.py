@@ -49,8 +49,9 @@ split's teacher), promoted by `policyclf retrain configs/distilled.toml --agains
 A student becomes the default only within 0.01 of its teacher on both held-out tests:
 - unseen provinces: the comparison above, +0.007 (float32, `scripts/compare_student.py`); within 0.01;
 - leave-one-region-out, four of the six folds so far (Beijing, Guangdong, Jiangsu, Shandong; 2,065 passages;
-  `scripts/compare_folds.py` on those folds' files in `reports/v3/predictions/{distilled,bert}`): 0.783 against the teacher's 0.801,
-  **−0.019 [−0.029, −0.007]**; not within 0.01. Shanghai and Zhejiang are not run yet.
+  `scripts/compare_folds.py` on those folds' files in `reports/v3/predictions/{distilled,bert}`): 0.783
+  against the teacher's 0.801, **−0.019 [−0.029, −0.007]**; not within 0.01. Shanghai and Zhejiang are not
+  run yet.
 
 So the default stays `policyclf-tfidf`. The error rates (`error_rates.json`, used by `policyclf analyze`) come
 from the two selection folds only (1,050 held-out passages of Beijing and Guangdong), not six."""]}
