@@ -410,14 +410,13 @@ def test_doc_of():
     assert doc_of("plain") == "plain"
 
 
-@pytest.mark.parametrize("model", ["policyclf-ensemble", "policyclf-distilled", "policyclf-bert", "policyclf-tfidf"])
+@pytest.mark.parametrize("model", ["policyclf-student-tfidf", "policyclf-ensemble", "policyclf-distilled",
+                                   "policyclf-bert", "policyclf-tfidf"])
 def test_shipped_models_store_error_rates_from_their_loro_predictions(model):
-    """The stored totals are what the LORO prediction files and the gold labels give. The v3 student's
-    come from the two selection folds (the four other folds of its report are not run; its model card says so)."""
+    """The stored totals are what the six LORO prediction files and the gold labels give."""
     rates = load_error_rates(ROOT / "models" / model)
     files = [ROOT / f for f in rates.info["predictions"]]
-    folds = {"policyclf-distilled": ["loro-beijing", "loro-guangdong"]}.get(model)
-    assert sorted(f.stem for f in files) == (folds or sorted(f"loro-{r}" for r in REGIONS))
+    assert sorted(f.stem for f in files) == sorted(f"loro-{r}" for r in REGIONS)
     assert all(f.is_file() for f in files)
     tp, n = np.zeros(7), 0
     for f in files:
@@ -425,7 +424,7 @@ def test_shipped_models_store_error_rates_from_their_loro_predictions(model):
             r = json.loads(line)
             tp += np.array(r["scores"]) >= np.array(r["thresholds"])
             n += 1
-    assert (len(rates), rates.n.sum(), n) == ((17, 1050, 1050) if folds else (57, 3159, 3159))  # documents, passages
+    assert (len(rates), rates.n.sum(), n) == (57, 3159, 3159)  # documents, passages
     assert tp.sum() == rates.stats["tp"].sum() + rates.stats["fp"].sum()
 
 

@@ -224,3 +224,22 @@ def test_an_assembled_ensemble_gets_a_model_card_naming_its_members(tmp_path):
     assert card.startswith("# Model card: e\n") and "Backend `ensemble`." in card
     assert all(f"`{m}`" in card for m in meta["assembled_from"])
     assert "## Validation recorded at training time" in card and "Saved" not in card
+
+
+@pytest.mark.parametrize("name", ["policyclf-ensemble", "policyclf-student-tfidf"])
+def test_shipped_ensembles_hold_byte_identical_copies_of_the_shipped_models(name):
+    """Each member under ``members/`` is the model it was assembled from, file for file (git stores them
+    once; a retrained member or a rewritten card or error-rate file must be copied into the ensemble too)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ens = root / "models" / name
+    sources = json.loads((ens / "meta.json").read_text(encoding="utf-8"))["assembled_from"]
+    members = sorted((ens / "members").iterdir())
+    assert len(members) == len(sources) >= 2
+    for member, source in zip(members, sources):
+        src = root / source
+        files = sorted(p.name for p in member.iterdir())
+        assert files == sorted(p.name for p in src.iterdir()), member
+        for f in files:
+            assert (member / f).read_bytes() == (src / f).read_bytes(), f"{member.name}/{f} differs from {source}/{f}"
