@@ -26,9 +26,6 @@ TITLES = {"policyclf-student-tfidf": "policyclf-student-tfidf (the v3 student + 
           "policyclf-tfidf": "policyclf-tfidf (v3; member of both ensembles, the fastest model)",
           "policyclf-ensemble": "policyclf-ensemble (policyclf-bert + policyclf-tfidf; the most accurate)",
           "policyclf-distilled": "policyclf-distilled (the v3 3-layer student of policyclf-bert; member of the default)"}
-# members copied into the ensembles (byte-identical; rewritten after their sources' cards)
-ENSEMBLES = {"policyclf-ensemble": {"0-bert": "policyclf-bert", "1-tfidf": "policyclf-tfidf"},
-             "policyclf-student-tfidf": {"0-distilled": "policyclf-distilled", "1-tfidf": "policyclf-tfidf"}}
 EXTRA = {"policyclf-student-tfidf": ["""## Status
 The default model (used when `--model` is not given) since 2026-12-07. Its members are byte-identical copies
 of `models/policyclf-distilled` (the v3 3-layer student of `policyclf-bert`) and `models/policyclf-tfidf`,
@@ -98,10 +95,11 @@ def main() -> None:
         d = ROOT / "models" / name
         if (d / "meta.json").is_file():
             print(f"wrote {write_model_card(d, report_json, title, EXTRA.get(name))}")
-    for ens, members in ENSEMBLES.items():  # keep the members byte-identical to their sources
-        for member, source in members.items():
+    for ens in sorted((ROOT / "models").glob("*/members")):  # keep ensemble members byte-identical to their sources
+        sources = json.loads((ens.parent / "meta.json").read_text(encoding="utf-8"))["assembled_from"]
+        for member, source in zip(sorted(ens.iterdir()), sources):
             for f in ("MODEL_CARD.md", "error_rates.json"):
-                src, dst = ROOT / "models" / source / f, ROOT / "models" / ens / "members" / member / f
+                src, dst = ROOT / source / f, member / f
                 if src.is_file() and dst.parent.is_dir() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
                     shutil.copyfile(src, dst)
                     print(f"copied {src.relative_to(ROOT)} -> {dst.relative_to(ROOT)}")
